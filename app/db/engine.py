@@ -1,0 +1,48 @@
+"""Engine and session factory, built at start-up (never at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.db.embedded import start_embedded_postgres
+from app.settings import Settings
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the libpq spelling (`postgresql://`) and use the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]}")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL when given, else the embedded server under the data dir."""
+    if settings.database_url:
+        return normalize_database_url(settings.database_url)
+    return start_embedded_postgres(settings.data_dir)
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+def make_session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """The boundary's unit of work: commit on success, roll back on any error."""
+    async with factory() as session, session.begin():
+        yield session
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """The plain DSN asyncpg.connect() takes, for the LISTEN connection."""
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -1,0 +1,33 @@
+"""The request boundary owns the transaction: one session per request, committed at the end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.engine import SessionFactory
+
+
+def session_factory(request: Request) -> SessionFactory:
+    factory: SessionFactory = request.app.state.session_factory
+    return factory
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Commit when the handler returns normally, roll back when it raises."""
+    async with session_factory(request)() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# "function" scope: commit before the response leaves, so a client that reads right
+# after a 202 sees its own write, and a failed commit becomes a 500, not a lost write.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]

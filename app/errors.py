@@ -1,0 +1,164 @@
+"""One error tree and one renderer: every failure leaves as application/problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    """Raised by services; carries the HTTP status and a stable snake_case code."""
+
+    status_code = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class NotFound(DomainError):
+    status_code, code, title = 404, "not_found", "Not found"
+
+
+class Unauthorized(DomainError):
+    status_code, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(DomainError):
+    status_code, code, title = 403, "forbidden", "Forbidden"
+
+
+class Conflict(DomainError):
+    status_code, code, title = 409, "conflict", "Conflict"
+
+
+class Unprocessable(DomainError):
+    """A 422 always carries `errors: [{loc, msg}]`, like a schema validation failure."""
+
+    status_code, code, title = 422, "unprocessable", "Unprocessable content"
+
+    def __init__(
+        self, detail: str, *, code: str | None = None, loc: list[str | int] | None = None,
+        **extra: Any,
+    ) -> None:
+        extra.setdefault("errors", [{"loc": loc or ["body"], "msg": detail}])
+        super().__init__(detail, code=code, **extra)
+
+
+class PaymentRequired(DomainError):
+    status_code, code, title = 402, "budget_exceeded", "Budget exceeded"
+
+
+class TooManyRequests(DomainError):
+    status_code, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
+def problem(
+    status: int, title: str, detail: str, code: str, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"https://motion-gateway.dev/problems/{code.replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int, title: str, detail: str, code: str, headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    return JSONResponse(
+        problem(status, title, detail, code, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _loc(error: dict[str, Any]) -> list[str | int]:
+    return [part for part in error.get("loc", ()) if part != "body"] or ["body"]
+
+
+async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(
+        exc.status_code, exc.title, exc.detail, exc.code, headers=exc.headers or None, **exc.extra
+    )
+
+
+async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": _loc(e), "msg": e.get("msg", "")} for e in exc.errors()]
+    # A rule of ours names itself (e.g. `prompt_too_long`); pydantic's own are generic.
+    ours = [e["type"] for e in exc.errors() if str(e.get("type", "")).startswith("mgw_")]
+    code = ours[0].removeprefix("mgw_") if ours else "validation_error"
+    detail = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in errors)
+    return problem_response(422, "Validation failed", detail, code, errors=errors)
+
+
+async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+        exc.status_code, "http_error"
+    )
+    return problem_response(
+        exc.status_code, str(exc.detail), str(exc.detail), code, headers=exc.headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+
+
+PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
+    "description": "Problem details (RFC 9457)",
+    "content": {
+        PROBLEM_JSON: {
+            "schema": {
+                "type": "object",
+                "required": ["type", "title", "status", "detail", "code"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "code": {"type": "string"},
+                    "errors": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"loc": {"type": "array"}, "msg": {"type": "string"}},
+                        },
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations for a route's error responses."""
+    return {status: PROBLEM_RESPONSE_SCHEMA for status in statuses}

@@ -1,0 +1,24 @@
+"""Check our own callback URL the way the upstream will before handing it out."""
+
+from __future__ import annotations
+
+import logging
+
+from app.inbound.tokens import callback_url
+from app.net import UrlPolicy, UrlRejected, resolve_and_vet
+from app.runtime import CallbackMode
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def check_callback_mode(settings: Settings) -> CallbackMode:
+    # The upstream knows nothing of our allow-list: judge with the bare environment policy.
+    policy = UrlPolicy.for_environment(settings.environment.value)
+    url = callback_url(settings.public_base_url, settings.secret_bytes, "probe", "job_" + "0" * 26)
+    try:
+        await resolve_and_vet(url, policy)
+    except UrlRejected as exc:
+        log.warning("callback URL %s is not reachable for upstreams (%s): poll-only", url, exc.reason)
+        return CallbackMode("poll-only", exc.reason)
+    return CallbackMode("webhook", "ok")

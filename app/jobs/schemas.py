@@ -1,0 +1,203 @@
+"""The job API's wire shapes. Validation codes that start with `mgw_` surface as `code`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from app.jobs.state import JobStatus
+
+MODEL_ID = "kling-v3-motion-control"
+MAX_PROMPT_CHARS = 2500
+MAX_CALLBACK_URL_CHARS = 2048
+MAX_METADATA_BYTES = 4096
+
+
+def _is_http_url(value: str) -> bool:
+    lowered = value.strip().lower()
+    return lowered.startswith(("http://", "https://")) and len(lowered) > len("https://")
+
+
+class Element(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    element_id: str = Field(min_length=1, max_length=128)
+
+
+class WatermarkInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+
+
+class ModelParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    character_orientation: Literal["image", "video"]
+    keep_sound: bool = True
+    element_list: list[Element] | None = None
+    watermark_info: WatermarkInfo | None = None
+
+    @model_validator(mode="after")
+    def _element_rules(self) -> ModelParams:
+        if self.element_list is None:
+            return self
+        if len(self.element_list) > 1:
+            raise PydanticCustomError("mgw_too_many_elements", "element_list takes at most 1 element")
+        if self.element_list and self.character_orientation != "video":
+            raise PydanticCustomError(
+                "mgw_element_list_requires_video_orientation",
+                "element_list is only allowed with character_orientation 'video'",
+            )
+        return self
+
+
+class JobCreate(BaseModel):
+    """Body of `POST /v1/jobs`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["kling-v3-motion-control"] = MODEL_ID
+    image_url: str | None = None
+    image_urls: list[str] | None = None
+    image_upload_id: str | None = None
+    video_url: str | None = None
+    video_urls: list[str] | None = None
+    video_upload_id: str | None = None
+    prompt: str | None = None
+    quality: Literal["720p", "1080p"]
+    model_params: ModelParams
+    callback_url: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_length(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_PROMPT_CHARS:
+            raise PydanticCustomError(
+                "mgw_prompt_too_long", "prompt must be at most {limit} characters", {"limit": 2500}
+            )
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) > MAX_CALLBACK_URL_CHARS:
+            raise PydanticCustomError(
+                "mgw_callback_url_too_long", "callback_url must be at most 2048 characters"
+            )
+        if not _is_http_url(value):
+            raise PydanticCustomError("mgw_callback_url_invalid", "callback_url must be an URL")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, separators=(",", ":")).encode()) > (
+            MAX_METADATA_BYTES
+        ):
+            raise PydanticCustomError("mgw_metadata_too_large", "metadata must be at most 4 KiB")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_of_each(self) -> JobCreate:
+        for kind in ("image", "video"):
+            sources = self._sources(kind)
+            if len(sources) != 1:
+                raise PydanticCustomError(
+                    f"mgw_exactly_one_{kind}",
+                    "give exactly one {kind}: {kind}_url, {kind}_urls or {kind}_upload_id "
+                    "({count} given)",
+                    {"kind": kind, "count": len(sources)},
+                )
+            source = sources[0]
+            if source[0] == "url" and not _is_http_url(source[1]):
+                raise PydanticCustomError(
+                    f"mgw_invalid_{kind}_url", "{kind} URL must be http(s)", {"kind": kind}
+                )
+        return self
+
+    def _sources(self, kind: str) -> list[tuple[str, str]]:
+        single: str | None = getattr(self, f"{kind}_url")
+        many: list[str] | None = getattr(self, f"{kind}_urls")
+        upload: str | None = getattr(self, f"{kind}_upload_id")
+        found = [("url", u) for u in ([single] if single is not None else []) + (many or [])]
+        return found + ([("upload", upload)] if upload is not None else [])
+
+    def image_source(self) -> tuple[str, str]:
+        return self._sources("image")[0]
+
+    def video_source(self) -> tuple[str, str]:
+        return self._sources("video")[0]
+
+
+class ProviderRef(BaseModel):
+    name: str
+    task_id: str | None
+
+
+class JobResult(BaseModel):
+    video_url: str | None
+    expires_at: datetime | None
+    archived_url: str | None
+    duration_s: float | None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobCost(BaseModel):
+    currency: Literal["USD"] = "USD"
+    estimated: float
+    billed: float | None
+    billed_seconds: int | None
+
+
+class JobOut(BaseModel):
+    """A job as every API answer and every webhook shows it."""
+
+    id: str
+    status: JobStatus
+    progress: int
+    model: str
+    quality: str
+    prompt: str | None
+    model_params: dict[str, Any]
+    image_url: str
+    video_url: str
+    callback_url: str | None
+    metadata: dict[str, Any] | None
+    provider: ProviderRef | None
+    result: JobResult | None
+    error: JobError | None
+    cost: JobCost
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class JobList(BaseModel):
+    data: list[JobOut]
+    next_cursor: str | None
+
+
+class JobEventOut(BaseModel):
+    id: int
+    from_status: JobStatus | None
+    to_status: JobStatus
+    version: int
+    progress: int
+    source: str
+    detail: dict[str, Any] | None
+    created_at: datetime
+
+
+class JobEventList(BaseModel):
+    data: list[JobEventOut]

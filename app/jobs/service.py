@@ -1,0 +1,228 @@
+"""Job decisions for the API: create (idempotent), read, list, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import Principal
+from app.billing.pricing import estimate_usd
+from app.ids import new_id
+from app.jobs import repository as repo
+from app.jobs import transitions
+from app.jobs.errors import (
+    CallbackUrlRejected,
+    IdempotencyConflict,
+    InvalidCursor,
+    JobNotFound,
+    NotCancellable,
+)
+from app.jobs.schemas import (
+    JobCost,
+    JobCreate,
+    JobError,
+    JobEventList,
+    JobEventOut,
+    JobList,
+    JobOut,
+    JobResult,
+    ProviderRef,
+)
+from app.jobs.state import Command, JobStatus
+from app.models import Job
+from app.net import UrlRejected, resolve_and_vet
+from app.providers.base import ProviderError, TaskStatus
+from app.runtime import Runtime
+
+_CURSOR_RE = re.compile(r"^job_[0-9a-z]{26}$")
+
+
+def request_hash(body: JobCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _vet_callback_url(rt: Runtime, url: str | None) -> None:
+    if url is None:
+        return
+    try:
+        await resolve_and_vet(url, rt.url_policy)
+    except UrlRejected as exc:
+        raise CallbackUrlRejected(
+            f"callback_url refused: {exc.reason}", loc=["body", "callback_url"]
+        ) from exc
+
+
+async def _replay(session: AsyncSession, client_id: str, key: str, digest: str) -> Job | None:
+    existing = await repo.get_by_idempotency_key(session, client_id, key)
+    if existing is not None and existing.request_hash != digest:
+        raise IdempotencyConflict()
+    return existing
+
+
+def _new_job(rt: Runtime, principal: Principal, body: JobCreate, key: str | None, digest: str) -> Job:
+    now = transitions.utcnow()
+    orientation = body.model_params.character_orientation
+    return Job(
+        id=new_id("job"),
+        client_id=principal.client_id,
+        status=JobStatus.queued.value,
+        progress=0,
+        version=1,
+        model=body.model,
+        quality=body.quality,
+        prompt=body.prompt,
+        model_params=body.model_params.model_dump(mode="json", exclude_none=True),
+        image_url=body.image_source()[1],
+        video_url=body.video_source()[1],
+        callback_url=body.callback_url,
+        metadata_=body.metadata,
+        idempotency_key=key,
+        request_hash=digest,
+        providers_tried=[],
+        submit_attempts=0,
+        poll_attempts=0,
+        submit_unknown=False,
+        callback_registered=False,
+        cost_estimated_usd=estimate_usd(rt.settings.providers, body.quality, orientation, None),
+        next_attempt_at=now,
+        deadline_at=now + timedelta(seconds=rt.settings.job_deadline_s),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def create_job(
+    session: AsyncSession, rt: Runtime, principal: Principal, body: JobCreate, key: str | None
+) -> tuple[Job, bool]:
+    """Returns (job, created). A repeated Idempotency-Key returns the first job."""
+    digest = request_hash(body)
+    if key is not None and (existing := await _replay(session, principal.client_id, key, digest)):
+        return existing, False
+    await _vet_callback_url(rt, body.callback_url)
+    job = _new_job(rt, principal, body, key, digest)
+    if not await repo.insert_job_once(session, job):
+        # A concurrent request with the same key won the insert; answer with its job.
+        assert key is not None
+        winner = await _replay(session, principal.client_id, key, digest)
+        assert winner is not None
+        return winner, False
+    stored = await repo.get_job(session, job.id)
+    assert stored is not None
+    await transitions.record_created(session, stored)
+    await repo.notify(session, repo.CHANNEL_SUBMIT)
+    return stored, True
+
+
+async def get_job(session: AsyncSession, principal: Principal, job_id: str) -> Job:
+    job = await repo.get_job(session, job_id, client_id=principal.client_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+async def list_jobs(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> JobList:
+    if cursor is not None and not _CURSOR_RE.match(cursor):
+        raise InvalidCursor("cursor is not one this API issued", loc=["query", "cursor"])
+    jobs = await repo.list_jobs(
+        session,
+        client_id=principal.client_id,
+        status=status.value if status else None,
+        limit=limit,
+        cursor=cursor,
+    )
+    page, more = jobs[:limit], len(jobs) > limit
+    return JobList(data=[to_out(j) for j in page], next_cursor=page[-1].id if more else None)
+
+
+async def list_events(session: AsyncSession, principal: Principal, job_id: str) -> JobEventList:
+    await get_job(session, principal, job_id)
+    events = await repo.list_events(session, job_id)
+    return JobEventList(data=[JobEventOut.model_validate(e, from_attributes=True) for e in events])
+
+
+async def cancel_job(session: AsyncSession, rt: Runtime, principal: Principal, job_id: str) -> Job:
+    """Queued: cancelled here. Submitted: only if the provider confirms. Otherwise 409."""
+    await get_job(session, principal, job_id)
+    job = await repo.lock_job(session, job_id)
+    assert job is not None
+    status = JobStatus(job.status)
+    if status is JobStatus.queued:
+        await transitions.command(session, job, Command.cancel, source="api")
+        return job
+    if status in (JobStatus.submitted, JobStatus.processing):
+        await _cancel_upstream(session, rt, job)
+        return job
+    raise NotCancellable(f"a job in status '{status}' cannot be cancelled")
+
+
+async def _cancel_upstream(session: AsyncSession, rt: Runtime, job: Job) -> None:
+    entry = rt.registry.get(job.provider_name or "")
+    if entry is None or job.provider_task_id is None:
+        raise NotCancellable("the job's provider is not configured any more")
+    try:
+        snapshot = await entry.adapter.cancel(job.provider_task_id)
+    except ProviderError as exc:
+        raise NotCancellable(f"the provider did not cancel the task ({exc.code})") from exc
+    if snapshot.status is not TaskStatus.cancelled:
+        raise NotCancellable(f"the provider reports the task as '{snapshot.status}'")
+    await transitions.observe(session, job, JobStatus.cancelled, job.progress, source="api")
+
+
+def to_out(job: Job) -> JobOut:
+    return JobOut(
+        id=job.id,
+        status=JobStatus(job.status),
+        progress=job.progress,
+        model=job.model,
+        quality=job.quality,
+        prompt=job.prompt,
+        model_params=job.model_params,
+        image_url=job.image_url,
+        video_url=job.video_url,
+        callback_url=job.callback_url,
+        metadata=job.metadata_,
+        provider=ProviderRef(name=job.provider_name, task_id=job.provider_task_id)
+        if job.provider_name
+        else None,
+        result=_result(job),
+        error=JobError(code=job.error_code, message=job.error_message or job.error_code)
+        if job.error_code
+        else None,
+        cost=JobCost(
+            estimated=float(job.cost_estimated_usd),
+            billed=float(job.cost_billed_usd) if job.cost_billed_usd is not None else None,
+            billed_seconds=job.billed_seconds,
+        ),
+        version=job.version,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        completed_at=job.completed_at,
+    )
+
+
+def _result(job: Job) -> JobResult | None:
+    if job.result_video_url is None and job.archived_url is None:
+        return None
+    return JobResult(
+        video_url=job.result_video_url,
+        expires_at=job.result_expires_at,
+        archived_url=job.archived_url,
+        duration_s=job.result_duration_s,
+    )
+
+
+def job_payload(job: Job) -> dict[str, Any]:
+    return to_out(job).model_dump(mode="json")

@@ -1,0 +1,110 @@
+"""The application factory; the lifespan builds every connection and starts the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+
+from app import __version__
+from app.db.engine import asyncpg_dsn, make_engine, make_session_factory, resolve_database_url
+from app.db.migrate import upgrade_to_head
+from app.errors import install_error_handlers
+from app.inbound.router import router as inbound_router
+from app.inbound.selfcheck import check_callback_mode
+from app.jobs import repository as repo
+from app.jobs.router import router as jobs_router
+from app.logging import configure_logging
+from app.net.policy import UrlPolicy
+from app.ops.router import router as ops_router
+from app.providers.registry import build_registry
+from app.runtime import Runtime
+from app.settings import Settings
+from app.workers import janitor, poller, submitter
+from app.workers.loop import Wakeups, run_loop
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+A webhook-driven gateway in front of the **Kling 3.0 Motion Control** video API
+(`kling-v3-motion-control`). Create a job with a character image and a motion video; the
+gateway validates it, forwards it to the cheapest healthy provider, reconciles the
+provider's callbacks with a fallback poller and reports the result.
+
+Authenticate with `Authorization: Bearer <api key>` (`motion-gateway keys create`).
+Errors are `application/problem+json` with a stable `code`.
+"""
+
+
+async def build_runtime(settings: Settings) -> Runtime:
+    database_url = await asyncio.to_thread(resolve_database_url, settings)
+    if settings.auto_migrate:
+        await upgrade_to_head(database_url)
+    engine = make_engine(database_url)
+    upstream_client = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.provider_submit_timeout_s, connect=5.0),
+        follow_redirects=False,
+        headers={"User-Agent": f"motion-gateway/{__version__}"},
+    )
+    runtime = Runtime(
+        settings=settings,
+        database_url=database_url,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        registry=build_registry(settings, upstream_client),
+        url_policy=UrlPolicy.for_environment(
+            settings.environment.value, settings.url_allowlist_cidrs
+        ),
+        upstream_client=upstream_client,
+    )
+    runtime.callback = await check_callback_mode(settings)
+    return runtime
+
+
+def start_workers(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    wakeups = Wakeups(asyncpg_dsn(rt.database_url), [repo.CHANNEL_SUBMIT, repo.CHANNEL_POLL])
+    sweep_s = rt.settings.worker_sweep_interval_s
+    janitor_wake = asyncio.Event()
+    loops = [
+        wakeups.run(stop),
+        run_loop("submitter", lambda: submitter.step(rt), wakeups.events[repo.CHANNEL_SUBMIT], stop, sweep_s),
+        run_loop("poller", lambda: poller.step(rt), wakeups.events[repo.CHANNEL_POLL], stop, sweep_s),
+        run_loop("janitor", lambda: janitor.step(rt), janitor_wake, stop, sweep_s),
+    ]
+    return [asyncio.create_task(loop) for loop in loops]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        active = settings or Settings()
+        configure_logging(active.log_level, json=active.log_json)
+        runtime = await build_runtime(active)
+        app.state.runtime = runtime
+        app.state.session_factory = runtime.session_factory
+        stop = asyncio.Event()
+        tasks = start_workers(runtime, stop) if active.role in ("worker", "all") else []
+        log.info("motion-gateway ready (role=%s, callbacks=%s)", active.role, runtime.callback.mode)
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.upstream_client.aclose()
+            await runtime.engine.dispose()
+
+    app = FastAPI(
+        title="motion-gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(jobs_router)
+    app.include_router(inbound_router)
+    app.include_router(ops_router)
+    return app

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class Job(Base):
+    """One generation request and everything the gateway knows about it."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("client_id", "idempotency_key"),
+        Index("ix_jobs_client_id_id", "client_id", "id"),
+        Index(
+            "ix_jobs_due_submit",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('queued', 'submitting')"),
+        ),
+        Index(
+            "ix_jobs_due_poll",
+            "next_poll_at",
+            postgresql_where=text("status IN ('submitted', 'processing')"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    model: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[str] = mapped_column(String(8))
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    model_params: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    image_url: Mapped[str] = mapped_column(Text)
+    video_url: Mapped[str] = mapped_column(Text)
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+
+    provider_name: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    provider_task_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    providers_tried: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    submit_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    submit_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    submit_unknown: Mapped[bool] = mapped_column(default=False)
+    callback_registered: Mapped[bool] = mapped_column(default=False)
+    estimated_time_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    result_video_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    archived_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_duration_s: Mapped[float | None] = mapped_column(nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    cost_estimated_usd: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    cost_billed_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 4), nullable=True)
+    billed_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    poll_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class JobEvent(Base):
+    """One applied state change; the job's history as `GET /v1/jobs/{id}/events` shows it."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer)
+    progress: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,83 @@
+"""Per-process provider health: a circuit breaker and a query token bucket per provider.
+
+Process-local on purpose: each replica learns a provider's health from its own calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from dataclasses import dataclass, field
+
+
+class CircuitState(enum.StrEnum):
+    closed = "closed"
+    open = "open"
+    half_open = "half_open"
+
+
+@dataclass
+class CircuitBreaker:
+    failure_threshold: int
+    open_s: float
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+
+    def state(self, now: float | None = None) -> CircuitState:
+        if self.opened_at is None:
+            return CircuitState.closed
+        now = time.monotonic() if now is None else now
+        return CircuitState.half_open if now - self.opened_at >= self.open_s else CircuitState.open
+
+    def allows(self, now: float | None = None) -> bool:
+        """Closed: yes. Open: no. Half-open: one probe at a time."""
+        current = self.state(now)
+        if current is CircuitState.closed:
+            return True
+        if current is CircuitState.half_open and not self.probing:
+            self.probing = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self.failures, self.opened_at, self.probing = 0, None, False
+
+    def record_failure(self, now: float | None = None) -> None:
+        self.failures += 1
+        self.probing = False
+        if self.failures >= self.failure_threshold or self.opened_at is not None:
+            self.opened_at = time.monotonic() if now is None else now
+
+
+@dataclass
+class TokenBucket:
+    """Bounds upstream queries; a 429's Retry-After pauses it for everyone in this process."""
+
+    rate_per_s: float
+    burst: int
+    tokens: float = field(init=False)
+    updated: float = field(default_factory=time.monotonic)
+    paused_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+    def _wait_s(self) -> float:
+        now = time.monotonic()
+        if now < self.paused_until:
+            return self.paused_until - now
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_s)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate_per_s
+
+    async def acquire(self) -> None:
+        while (wait_s := self._wait_s()) > 0:
+            await asyncio.sleep(wait_s)

@@ -1,0 +1,88 @@
+"""The configured providers, their health, and price-ordered choice with failover."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from app.providers.base import Provider
+from app.providers.health import CircuitBreaker, CircuitState, TokenBucket
+from app.settings import ProviderConfig, Settings
+
+
+@dataclass
+class ProviderEntry:
+    config: ProviderConfig
+    adapter: Provider
+    breaker: CircuitBreaker
+    bucket: TokenBucket
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+class ProviderRegistry:
+    def __init__(self, entries: list[ProviderEntry]) -> None:
+        self._entries = {e.name: e for e in entries}
+
+    def get(self, name: str) -> ProviderEntry | None:
+        return self._entries.get(name)
+
+    def all(self) -> list[ProviderEntry]:
+        return list(self._entries.values())
+
+    def choose(self, quality: str, exclude: set[str]) -> ProviderEntry | None:
+        """Cheapest enabled provider for this quality whose circuit lets a call through."""
+        ordered = sorted(
+            (e for e in self._entries.values() if e.config.enabled and e.name not in exclude),
+            key=lambda e: (e.config.price_per_s(quality), e.name),
+        )
+        return next((e for e in ordered if e.breaker.allows()), None)
+
+    def has_candidate(self, exclude: set[str]) -> bool:
+        """Whether `choose` could find one; does not take a half-open probe slot."""
+        return any(
+            e.config.enabled and e.name not in exclude and e.breaker.state() is not CircuitState.open
+            for e in self._entries.values()
+        )
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        return {
+            e.name: {
+                "enabled": e.config.enabled,
+                "circuit": e.breaker.state().value,
+                "consecutive_failures": e.breaker.failures,
+                "price_usd_per_s": {
+                    "720p": e.config.price_720p_usd_per_s,
+                    "1080p": e.config.price_1080p_usd_per_s,
+                },
+                "billing_rounding": e.config.billing_rounding,
+            }
+            for e in self._entries.values()
+        }
+
+
+def build_registry(settings: Settings, client: httpx.AsyncClient) -> ProviderRegistry:
+    from app.providers.evolink import EvolinkProvider
+
+    entries = []
+    for config in settings.providers:
+        adapter = EvolinkProvider(
+            name=config.name,
+            base_url=config.base_url,
+            api_key=config.api_key,
+            client=client,
+            timeout_s=settings.provider_submit_timeout_s,
+        )
+        entries.append(
+            ProviderEntry(
+                config=config,
+                adapter=adapter,
+                breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_open_s),
+                bucket=TokenBucket(settings.upstream_query_rate_per_s, settings.upstream_query_burst),
+            )
+        )
+    return ProviderRegistry(entries)

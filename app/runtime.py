@@ -1,0 +1,47 @@
+"""What the lifespan builds and every boundary (request, worker step) reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.engine import SessionFactory
+from app.net.policy import UrlPolicy
+from app.providers.registry import ProviderRegistry
+from app.settings import Settings
+
+
+@dataclass
+class CallbackMode:
+    """Whether upstreams can reach our callback URL; decided by checking it as they would."""
+
+    mode: str = "poll-only"  # "webhook" | "poll-only"
+    reason: str = "not checked yet"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    session_factory: SessionFactory
+    registry: ProviderRegistry
+    url_policy: UrlPolicy
+    upstream_client: httpx.AsyncClient
+    callback: CallbackMode = field(default_factory=CallbackMode)
+
+    @property
+    def callbacks_enabled(self) -> bool:
+        return self.callback.mode == "webhook"
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

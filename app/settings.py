@@ -1,0 +1,110 @@
+"""One settings class for the whole service; it fails fast on unsafe production values.
+
+Every field is documented in `.env.example`. Names are `MGW_<FIELD>` except
+`DATABASE_URL` and `PUBLIC_BASE_URL`, whose names the API contract fixes.
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a placeholder refused in prod
+
+
+class Environment(enum.StrEnum):
+    dev = "dev"
+    test = "test"
+    prod = "prod"
+
+
+class ProviderConfig(BaseModel):
+    """One upstream seller of the model; prices live here, never in code."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    kind: str = Field(default="evolink", pattern=r"^(evolink)$")
+    base_url: str
+    api_key: str
+    price_720p_usd_per_s: float = Field(default=0.1134, gt=0)
+    price_1080p_usd_per_s: float = Field(default=0.1512, gt=0)
+    billing_rounding: str = Field(default="nearest", pattern=r"^(nearest|ceil)$")
+    enabled: bool = True
+
+    def price_per_s(self, quality: str) -> float:
+        return self.price_1080p_usd_per_s if quality == "1080p" else self.price_720p_usd_per_s
+
+
+def _default_providers() -> list[ProviderConfig]:
+    return [
+        ProviderConfig(name="simulator", base_url="http://127.0.0.1:8001", api_key="sim-key"),
+    ]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MGW_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    environment: Environment = Environment.dev
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "MGW_DATABASE_URL")
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        validation_alias=AliasChoices("PUBLIC_BASE_URL", "MGW_PUBLIC_BASE_URL"),
+    )
+    data_dir: Path = Path(".data")
+    secret_key: str = DEV_SECRET
+    log_level: str = "INFO"
+    log_json: bool = False
+    role: str = Field(default="all", pattern=r"^(api|worker|all)$")
+    auto_migrate: bool = True
+
+    providers: list[ProviderConfig] = Field(default_factory=_default_providers)
+    provider_submit_timeout_s: float = 30.0
+    provider_query_timeout_s: float = 15.0
+    circuit_failure_threshold: int = 5
+    circuit_open_s: float = 30.0
+
+    worker_lease_s: float = 60.0
+    worker_sweep_interval_s: float = 2.0
+    worker_concurrency: int = 8
+    submit_retry_base_s: float = 2.0
+    submit_retry_max_s: float = 120.0
+    submit_unknown_window_s: float = 600.0
+
+    poll_first_delay_s: float = 30.0
+    poll_backoff_base_s: float = 5.0
+    poll_backoff_max_s: float = 300.0
+    poll_overdue_grace_s: float = 60.0
+    upstream_query_rate_per_s: float = 10.0
+    upstream_query_burst: int = 20
+    job_deadline_s: float = 6 * 3600.0
+    result_link_ttl_s: float = 24 * 3600.0
+
+    url_allowlist_cidrs: list[str] = Field(default_factory=list)
+    max_metadata_bytes: int = 4096
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_prod(self) -> Settings:
+        if self.environment is Environment.prod:
+            if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
+                raise ValueError("MGW_SECRET_KEY must be set to 32+ random characters in prod")
+            if self.database_url is None:
+                raise ValueError("DATABASE_URL is required in prod")
+        return self
+
+    @cached_property
+    def secret_bytes(self) -> bytes:
+        return self.secret_key.encode()
+
+    @property
+    def is_dev_like(self) -> bool:
+        return self.environment is not Environment.prod
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.name == name), None)

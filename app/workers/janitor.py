@@ -1,0 +1,46 @@
+"""Settles what nobody else will: deadlines, and submits whose outcome stayed unknown."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.engine import transaction
+from app.jobs import transitions
+from app.jobs import repository as repo
+from app.jobs.state import Command, JobStatus
+from app.models import Job
+from app.runtime import Runtime
+
+
+async def step(rt: Runtime) -> int:
+    now = transitions.utcnow()
+    async with transaction(rt.session_factory) as session:
+        jobs = await repo.claim_stale(session, now=now, limit=100)
+        for job in jobs:
+            await settle(rt, session, job)
+    return len(jobs)
+
+
+async def settle(rt: Runtime, session: AsyncSession, job: Job) -> None:
+    now = transitions.utcnow()
+    if job.deadline_at <= now:
+        job.error_code = "deadline_exceeded"
+        job.error_message = "no terminal answer from the provider before the job's deadline"
+        await transitions.command(session, job, Command.expire, source="janitor")
+        return
+    if JobStatus(job.status) is not JobStatus.submitting:
+        return
+    if not job.submit_unknown:
+        # The worker that sent it died mid-call: the request may have reached the provider.
+        job.submit_unknown = True
+        job.locked_until = None
+        job.next_attempt_at = now + timedelta(seconds=rt.settings.submit_unknown_window_s)
+        return
+    job.error_code = "submit_outcome_unknown"
+    job.error_message = (
+        "the provider may or may not have accepted the job and never reported on it; "
+        "it was not resubmitted, to avoid paying twice"
+    )
+    await transitions.command(session, job, Command.fail, source="janitor")

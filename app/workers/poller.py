@@ -1,0 +1,109 @@
+"""The fallback poller: confirms callbacks and finds what callbacks never told us."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.db.engine import transaction
+from app.jobs import reconcile, transitions
+from app.jobs import repository as repo
+from app.jobs.state import TERMINAL, Command, JobStatus
+from app.providers.base import PermanentError, ProviderError, RetryableError, TaskSnapshot
+from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LOST_TASK_AFTER_POLLS = 3
+
+
+@dataclass(frozen=True)
+class PollItem:
+    job_id: str
+    provider: str
+    task_id: str
+    attempts: int
+
+
+async def claim(rt: Runtime) -> list[PollItem]:
+    now = transitions.utcnow()
+    async with transaction(rt.session_factory) as session:
+        jobs = await repo.claim_due_polls(
+            session, now=now, limit=rt.settings.worker_concurrency, lease_s=rt.settings.worker_lease_s
+        )
+        return [
+            PollItem(j.id, j.provider_name or "", j.provider_task_id or "", j.poll_attempts)
+            for j in jobs
+        ]
+
+
+async def step(rt: Runtime) -> int:
+    items = await claim(rt)
+    await asyncio.gather(*(poll_one(rt, item) for item in items))
+    return len(items)
+
+
+async def poll_one(rt: Runtime, item: PollItem) -> None:
+    entry = rt.registry.get(item.provider)
+    if entry is None:
+        await _reschedule(rt, item, None, "provider_not_configured")
+        return
+    await entry.bucket.acquire()
+    try:
+        snapshot = await entry.adapter.fetch(item.task_id)
+    except ProviderError as exc:
+        if isinstance(exc, RetryableError) and exc.retry_after_s:
+            entry.bucket.pause(exc.retry_after_s)
+        await _on_fetch_error(rt, item, exc)
+        return
+    except Exception:
+        log.exception("poll of %s failed unexpectedly", item.job_id)
+        await _reschedule(rt, item, None, "poll_error")
+        return
+    await apply(rt, item.job_id, snapshot, source="poll")
+
+
+async def apply(rt: Runtime, job_id: str, snapshot: TaskSnapshot, *, source: str) -> None:
+    async with transaction(rt.session_factory) as session:
+        job = await repo.lock_job(session, job_id)
+        if job is None or JobStatus(job.status) in TERMINAL:
+            return
+        if job.provider_task_id not in (None, snapshot.task_id):
+            log.warning("job %s: snapshot for foreign task %s ignored", job_id, snapshot.task_id)
+            return
+        entry = rt.registry.get(job.provider_name or "")
+        await reconcile.apply_snapshot(session, rt.settings, job, entry, snapshot, source=source)
+
+
+async def _on_fetch_error(rt: Runtime, item: PollItem, exc: ProviderError) -> None:
+    lost = (
+        isinstance(exc, PermanentError)
+        and exc.code == "task_not_found"
+        and item.attempts >= LOST_TASK_AFTER_POLLS
+    )
+    if not lost:
+        retry_after = exc.retry_after_s if isinstance(exc, RetryableError) else None
+        await _reschedule(rt, item, retry_after, exc.code)
+        return
+    async with transaction(rt.session_factory) as session:
+        job = await repo.lock_job(session, item.job_id)
+        if job is None or JobStatus(job.status) in TERMINAL:
+            return
+        job.error_code = "upstream_task_not_found"
+        job.error_message = f"the provider no longer knows task {item.task_id}"
+        await transitions.command(session, job, Command.fail, source="poll")
+
+
+async def _reschedule(rt: Runtime, item: PollItem, retry_after_s: float | None, why: str) -> None:
+    now = transitions.utcnow()
+    log.info("poll of %s deferred: %s", item.job_id, why)
+    async with transaction(rt.session_factory) as session:
+        job = await repo.lock_job(session, item.job_id)
+        if job is None or JobStatus(job.status) in TERMINAL:
+            return
+        at = reconcile.next_poll_at(rt.settings, now, job.poll_attempts)
+        if retry_after_s:
+            at = max(at, now + timedelta(seconds=retry_after_s))
+        job.next_poll_at = at

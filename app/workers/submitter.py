@@ -1,0 +1,165 @@
+"""Forward queued jobs to the cheapest healthy provider, at most once per paid call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.db.engine import transaction
+from app.inbound.tokens import callback_url
+from app.jobs import reconcile, transitions
+from app.jobs import repository as repo
+from app.jobs.state import Command, JobStatus
+from app.models import Job
+from app.providers.base import (
+    AmbiguousError,
+    PermanentError,
+    ProviderError,
+    RetryableError,
+    SubmitRequest,
+    TaskSnapshot,
+)
+from app.providers.registry import ProviderEntry
+from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Refusals that are about our account with this provider, not about the job: try another.
+PROVIDER_SIDE_CODES = frozenset(
+    {"authentication_error", "insufficient_quota_error", "permission_error", "unauthorized"}
+)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    job_id: str
+    entry: ProviderEntry
+    request: SubmitRequest
+
+
+def build_request(rt: Runtime, job: Job, provider: str) -> SubmitRequest:
+    params = job.model_params
+    cb = (
+        callback_url(rt.settings.public_base_url, rt.settings.secret_bytes, provider, job.id)
+        if rt.callbacks_enabled
+        else None
+    )
+    watermark = params.get("watermark_info")
+    return SubmitRequest(
+        job_id=job.id,
+        image_url=job.image_url,
+        video_url=job.video_url,
+        quality=job.quality,
+        character_orientation=params["character_orientation"],
+        keep_sound=params.get("keep_sound", True),
+        prompt=job.prompt,
+        element_ids=tuple(e["element_id"] for e in params.get("element_list") or ()),
+        watermark_enabled=watermark["enabled"] if watermark else None,
+        callback_url=cb,
+    )
+
+
+def _backoff_s(rt: Runtime, attempts: int, retry_after_s: float | None) -> float:
+    delay = min(rt.settings.submit_retry_max_s, rt.settings.submit_retry_base_s * 2 ** max(0, attempts - 1))
+    return max(delay, retry_after_s or 0.0)
+
+
+async def claim(rt: Runtime) -> list[Attempt]:
+    """Move due queued jobs to `submitting` and commit before any request leaves."""
+    now = transitions.utcnow()
+    attempts: list[Attempt] = []
+    async with transaction(rt.session_factory) as session:
+        for job in await repo.claim_due_submits(session, now=now, limit=rt.settings.worker_concurrency):
+            entry = rt.registry.choose(job.quality, exclude=set(job.providers_tried))
+            if entry is None:
+                job.providers_tried = []
+                job.next_attempt_at = now + timedelta(seconds=_backoff_s(rt, job.submit_attempts + 1, None))
+                continue
+            await transitions.command(
+                session, job, Command.start_submit, source="submitter", detail={"provider": entry.name}
+            )
+            job.provider_name = entry.name
+            job.submit_attempts += 1
+            job.submit_sent_at = now
+            job.next_attempt_at = None
+            job.locked_until = now + timedelta(seconds=rt.settings.worker_lease_s)
+            job.callback_registered = rt.callbacks_enabled
+            attempts.append(Attempt(job.id, entry, build_request(rt, job, entry.name)))
+    return attempts
+
+
+async def step(rt: Runtime) -> int:
+    attempts = await claim(rt)
+    await asyncio.gather(*(send(rt, a) for a in attempts))
+    return len(attempts)
+
+
+async def send(rt: Runtime, attempt: Attempt) -> None:
+    entry = attempt.entry
+    try:
+        snapshot = await entry.adapter.submit(attempt.request)
+    except ProviderError as exc:
+        if not isinstance(exc, PermanentError) or exc.code in PROVIDER_SIDE_CODES:
+            entry.breaker.record_failure()
+        await record_failure(rt, attempt, exc)
+        return
+    except Exception as exc:  # unknown failure after the request may have left: ambiguous
+        log.exception("submit of %s to %s failed unexpectedly", attempt.job_id, entry.name)
+        await record_failure(rt, attempt, AmbiguousError("submit_error", repr(exc)))
+        return
+    entry.breaker.record_success()
+    await record_success(rt, attempt, snapshot)
+
+
+async def record_success(rt: Runtime, attempt: Attempt, snapshot: TaskSnapshot) -> None:
+    now = transitions.utcnow()
+    async with transaction(rt.session_factory) as session:
+        job = await repo.lock_job(session, attempt.job_id)
+        if job is None:
+            return
+        if job.provider_task_id is None:
+            job.provider_task_id = snapshot.task_id
+        if JobStatus(job.status) is not JobStatus.submitting:
+            return  # an early callback or an operator already moved it on
+        job.estimated_time_s = snapshot.estimated_time_s
+        job.locked_until = None
+        job.next_poll_at = reconcile.first_poll_at(
+            rt.settings, now, snapshot.estimated_time_s, job.callback_registered
+        )
+        await transitions.command(
+            session, job, Command.mark_submitted, source="submitter",
+            detail={"provider": attempt.entry.name, "task_id": snapshot.task_id},
+        )
+        await repo.notify(session, repo.CHANNEL_POLL)
+
+
+async def record_failure(rt: Runtime, attempt: Attempt, exc: ProviderError) -> None:
+    now = transitions.utcnow()
+    detail = {"provider": attempt.entry.name, "error": exc.code, "message": exc.message[:500]}
+    async with transaction(rt.session_factory) as session:
+        job = await repo.lock_job(session, attempt.job_id)
+        if job is None or JobStatus(job.status) is not JobStatus.submitting:
+            return
+        job.locked_until = None
+        if isinstance(exc, AmbiguousError):
+            # Never resubmit blindly: wait for a callback naming our job, then give up visibly.
+            job.submit_unknown = True
+            job.next_attempt_at = now + timedelta(seconds=rt.settings.submit_unknown_window_s)
+            log.warning("submit of %s to %s has an unknown outcome: %s", job.id, attempt.entry.name, exc)
+            return
+        if isinstance(exc, PermanentError) and exc.code not in PROVIDER_SIDE_CODES:
+            job.error_code, job.error_message = exc.code, exc.message
+            await transitions.command(session, job, Command.fail, source="submitter", detail=detail)
+            return
+        retry_after = exc.retry_after_s if isinstance(exc, RetryableError) else None
+        job.providers_tried = [*job.providers_tried, attempt.entry.name]
+        others_left = rt.registry.has_candidate(exclude=set(job.providers_tried))
+        delay_s = 0.0 if others_left else _backoff_s(rt, job.submit_attempts, retry_after)
+        if not others_left:
+            job.providers_tried = []
+        job.next_attempt_at = now + timedelta(seconds=delay_s)
+        job.provider_name = None
+        await transitions.command(session, job, Command.requeue, source="submitter", detail=detail)
+        await repo.notify(session, repo.CHANNEL_SUBMIT)

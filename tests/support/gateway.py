@@ -1,0 +1,75 @@
+"""Run the real gateway (API + workers) on a loopback port, in this event loop."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+from app.auth.service import IssuedKey, create_client_with_key
+from app.db.engine import transaction
+from app.main import create_app
+from app.runtime import Runtime
+from app.settings import Environment, ProviderConfig, Settings
+from app.simulator.testing import RunningServer, start_server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_settings(database_url: str, simulator_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": Environment.test,
+        "database_url": database_url,
+        "secret_key": "test-secret-key-0123456789abcdef0123456789",
+        "providers": [
+            ProviderConfig(name="simulator", base_url=simulator_url, api_key="sim-key")
+        ],
+        "worker_sweep_interval_s": 0.5,
+        "poll_first_delay_s": 1.0,
+        "poll_backoff_base_s": 0.3,
+        "poll_backoff_max_s": 1.0,
+        "poll_overdue_grace_s": 1.0,
+        "submit_retry_base_s": 0.2,
+        "submit_retry_max_s": 1.0,
+        "submit_unknown_window_s": 3.0,
+        "provider_submit_timeout_s": 2.0,
+        "provider_query_timeout_s": 2.0,
+        "circuit_open_s": 1.0,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    runtime: Runtime
+    server: RunningServer
+
+    async def new_client(self, name: str = "tester", *, admin: bool = False) -> IssuedKey:
+        async with transaction(self.runtime.session_factory) as session:
+            return await create_client_with_key(session, name=name, admin=admin)
+
+    def http(self, key: IssuedKey | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key.api_key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10.0)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings, port: int | None = None) -> AsyncIterator[Gateway]:
+    port = port or int(settings.public_base_url.rsplit(":", 1)[1].split("/")[0])
+    app = create_app(settings)
+    server = await start_server(app, "127.0.0.1", port)
+    try:
+        yield Gateway(server.base_url, app.state.runtime, server)
+    finally:
+        await server.stop()
