@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
 from app.settings import Settings
 
-cli = typer.Typer(no_args_is_help=True, help="motion-gateway: a gateway for Kling 3.0 Motion Control")
+cli = typer.Typer(
+    no_args_is_help=True, help="motion-gateway: a gateway for Kling 3.0 Motion Control"
+)
 keys = typer.Typer(no_args_is_help=True, help="Manage API keys")
 cli.add_typer(keys, name="keys")
 
@@ -25,8 +27,10 @@ Press Ctrl-C to stop.
 """
 
 
-def _server(app: object, host: str, port: int, *, factory: bool = False) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, factory=factory, log_config=None, lifespan="on")
+def _server(app: Any, host: str, port: int, *, factory: bool = False) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host=host, port=port, factory=factory, log_config=None, lifespan="on"
+    )
     return uvicorn.Server(config)
 
 
@@ -87,7 +91,9 @@ def simulator(
 ) -> None:
     """Run the upstream simulator on its own."""
     if wire != "evolink":
-        raise typer.BadParameter("only the evolink wire format is simulated so far", param_hint="--wire")
+        raise typer.BadParameter(
+            "only the evolink wire format is simulated so far", param_hint="--wire"
+        )
     from app.simulator.app import create_simulator_app
     from app.simulator.config import SimulatorConfig
 
@@ -132,7 +138,9 @@ async def _create_key(name: str, admin: bool, budget_usd: float | None) -> tuple
     try:
         async with transaction(make_session_factory(engine)) as session:
             budget = Decimal(str(budget_usd)) if budget_usd is not None else None
-            issued = await create_client_with_key(session, name=name, admin=admin, budget_usd=budget)
+            issued = await create_client_with_key(
+                session, name=name, admin=admin, budget_usd=budget
+            )
     finally:
         await engine.dispose()
     return issued.client_id, issued.api_key, issued.webhook_secret

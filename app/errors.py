@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,7 +50,11 @@ class Unprocessable(DomainError):
     status_code, code, title = 422, "unprocessable", "Unprocessable content"
 
     def __init__(
-        self, detail: str, *, code: str | None = None, loc: list[str | int] | None = None,
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        loc: list[str | int] | None = None,
         **extra: Any,
     ) -> None:
         extra.setdefault("errors", [{"loc": loc or ["body"], "msg": detail}])
@@ -69,9 +73,7 @@ class TooManyRequests(DomainError):
         self.headers["Retry-After"] = str(retry_after_s)
 
 
-def problem(
-    status: int, title: str, detail: str, code: str, **extra: Any
-) -> dict[str, Any]:
+def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://motion-gateway.dev/problems/{code.replace('_', '-')}",
         "title": title,
@@ -84,7 +86,11 @@ def problem(
 
 
 def problem_response(
-    status: int, title: str, detail: str, code: str, headers: dict[str, str] | None = None,
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     return JSONResponse(
@@ -100,14 +106,14 @@ def _loc(error: dict[str, Any]) -> list[str | int]:
 
 
 async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DomainError)
+    exc = cast(DomainError, exc)
     return problem_response(
         exc.status_code, exc.title, exc.detail, exc.code, headers=exc.headers or None, **exc.extra
     )
 
 
 async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    exc = cast(RequestValidationError, exc)
     errors = [{"loc": _loc(e), "msg": e.get("msg", "")} for e in exc.errors()]
     # A rule of ours names itself (e.g. `prompt_too_long`); pydantic's own are generic.
     ours = [e["type"] for e in exc.errors() if str(e.get("type", "")).startswith("mgw_")]
@@ -117,12 +123,12 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = cast(StarletteHTTPException, exc)
     code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
         exc.status_code, "http_error"
     )
     return problem_response(
-        exc.status_code, str(exc.detail), str(exc.detail), code, headers=exc.headers
+        exc.status_code, str(exc.detail), str(exc.detail), code, headers=dict(exc.headers or {})
     )
 
 
@@ -161,4 +167,4 @@ PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations for a route's error responses."""
-    return {status: PROBLEM_RESPONSE_SCHEMA for status in statuses}
+    return dict.fromkeys(statuses, PROBLEM_RESPONSE_SCHEMA)

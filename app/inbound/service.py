@@ -35,7 +35,9 @@ async def receive(
     try:
         snapshot = entry.adapter.parse_callback(body)
     except ProviderError as exc:
-        raise Unprocessable(f"unreadable callback body: {exc.message}", code="bad_callback_payload") from exc
+        raise Unprocessable(
+            f"unreadable callback body: {exc.message}", code="bad_callback_payload"
+        ) from exc
     row = UpstreamCallback(
         job_id=job_id,
         provider=provider,
@@ -46,7 +48,11 @@ async def receive(
     if not await repo.store_callback(session, row):
         return False
     due = await repo.hint_task(
-        session, job_id=job_id, provider=provider, task_id=snapshot.task_id, now=transitions.utcnow()
+        session,
+        job_id=job_id,
+        provider=provider,
+        task_id=snapshot.task_id,
+        now=transitions.utcnow(),
     )
     if due:
         await repo.notify(session, repo.CHANNEL_POLL)

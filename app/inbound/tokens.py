@@ -8,7 +8,9 @@ from urllib.parse import quote
 
 
 def callback_token(secret: bytes, provider: str, job_id: str) -> str:
-    return hmac.new(secret, f"upstream-callback:{provider}:{job_id}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        secret, f"upstream-callback:{provider}:{job_id}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 def token_is_valid(secret: bytes, provider: str, job_id: str, token: str) -> bool:

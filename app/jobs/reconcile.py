@@ -25,7 +25,9 @@ STATUS_FROM_TASK = {
 }
 
 
-def first_poll_at(settings: Settings, now: datetime, estimate_s: int | None, callbacks: bool) -> datetime:
+def first_poll_at(
+    settings: Settings, now: datetime, estimate_s: int | None, callbacks: bool
+) -> datetime:
     """Poll-only: look when the provider expects to be done. With healthy callbacks: only
     once the job is overdue, so the poller is a safety net and not a second load."""
     delay_s = float(estimate_s) if estimate_s else settings.poll_first_delay_s
@@ -41,7 +43,9 @@ def next_poll_at(settings: Settings, now: datetime, attempts: int) -> datetime:
     return now + timedelta(seconds=delay_s)
 
 
-def _settle(job: Job, entry: ProviderEntry | None, snapshot: TaskSnapshot, settings: Settings) -> None:
+def _settle(
+    job: Job, entry: ProviderEntry | None, snapshot: TaskSnapshot, settings: Settings
+) -> None:
     now = transitions.utcnow()
     if snapshot.status is TaskStatus.succeeded:
         job.result_video_url = snapshot.result_urls[0] if snapshot.result_urls else None

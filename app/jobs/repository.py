@@ -33,7 +33,9 @@ async def insert_job_once(session: AsyncSession, job: Job) -> bool:
     return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
-async def get_job(session: AsyncSession, job_id: str, *, client_id: str | None = None) -> Job | None:
+async def get_job(
+    session: AsyncSession, job_id: str, *, client_id: str | None = None
+) -> Job | None:
     stmt = select(Job).where(Job.id == job_id)
     if client_id is not None:
         stmt = stmt.where(Job.client_id == client_id)
@@ -42,8 +44,11 @@ async def get_job(session: AsyncSession, job_id: str, *, client_id: str | None =
 
 async def lock_job(session: AsyncSession, job_id: str) -> Job | None:
     """Row lock for a transition; waits for the other writer instead of skipping."""
-    stmt = select(Job).where(Job.id == job_id).with_for_update().execution_options(
-        populate_existing=True
+    stmt = (
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -131,10 +136,15 @@ async def claim_stale(session: AsyncSession, *, now: datetime, limit: int) -> li
         select(Job)
         .where(
             or_(
-                and_(Job.status.in_(("queued", "submitting", "submitted", "processing")),
-                     Job.deadline_at <= now),
-                and_(Job.status == "submitting", Job.provider_task_id.is_(None),
-                     or_(Job.locked_until <= now, Job.next_attempt_at <= now)),
+                and_(
+                    Job.status.in_(("queued", "submitting", "submitted", "processing")),
+                    Job.deadline_at <= now,
+                ),
+                and_(
+                    Job.status == "submitting",
+                    Job.provider_task_id.is_(None),
+                    or_(Job.locked_until <= now, Job.next_attempt_at <= now),
+                ),
             )
         )
         .limit(limit)

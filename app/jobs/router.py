@@ -69,6 +69,8 @@ async def cancel_job(
 
 
 @router.get("/{job_id}/events", response_model=JobEventList, responses=problem_responses(404))
-async def list_job_events(job_id: str, session: DbSession, principal: CurrentPrincipal) -> JobEventList:
+async def list_job_events(
+    job_id: str, session: DbSession, principal: CurrentPrincipal
+) -> JobEventList:
     """The job's state history, oldest first."""
     return await service.list_events(session, principal, job_id)

@@ -45,7 +45,9 @@ class ModelParams(BaseModel):
         if self.element_list is None:
             return self
         if len(self.element_list) > 1:
-            raise PydanticCustomError("mgw_too_many_elements", "element_list takes at most 1 element")
+            raise PydanticCustomError(
+                "mgw_too_many_elements", "element_list takes at most 1 element"
+            )
         if self.element_list and self.character_orientation != "video":
             raise PydanticCustomError(
                 "mgw_element_list_requires_video_orientation",
@@ -59,7 +61,7 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: Literal["kling-v3-motion-control"] = MODEL_ID
+    model: Literal["kling-v3-motion-control"] = "kling-v3-motion-control"
     image_url: str | None = None
     image_urls: list[str] | None = None
     image_upload_id: str | None = None

@@ -65,7 +65,9 @@ async def _replay(session: AsyncSession, client_id: str, key: str, digest: str) 
     return existing
 
 
-def _new_job(rt: Runtime, principal: Principal, body: JobCreate, key: str | None, digest: str) -> Job:
+def _new_job(
+    rt: Runtime, principal: Principal, body: JobCreate, key: str | None, digest: str
+) -> Job:
     now = transitions.utcnow()
     orientation = body.model_params.character_orientation
     return Job(
@@ -108,12 +110,13 @@ async def create_job(
     job = _new_job(rt, principal, body, key, digest)
     if not await repo.insert_job_once(session, job):
         # A concurrent request with the same key won the insert; answer with its job.
-        assert key is not None
-        winner = await _replay(session, principal.client_id, key, digest)
-        assert winner is not None
+        winner = await _replay(session, principal.client_id, key or "", digest)
+        if winner is None:
+            raise RuntimeError("insert conflicted but no job holds the Idempotency-Key")
         return winner, False
     stored = await repo.get_job(session, job.id)
-    assert stored is not None
+    if stored is None:
+        raise RuntimeError(f"job {job.id} vanished inside its own transaction")
     await transitions.record_created(session, stored)
     await repo.notify(session, repo.CHANNEL_SUBMIT)
     return stored, True
@@ -155,9 +158,9 @@ async def list_events(session: AsyncSession, principal: Principal, job_id: str) 
 
 async def cancel_job(session: AsyncSession, rt: Runtime, principal: Principal, job_id: str) -> Job:
     """Queued: cancelled here. Submitted: only if the provider confirms. Otherwise 409."""
-    await get_job(session, principal, job_id)
-    job = await repo.lock_job(session, job_id)
-    assert job is not None
+    job = await repo.lock_job(session, (await get_job(session, principal, job_id)).id)
+    if job is None:
+        raise JobNotFound(job_id)
     status = JobStatus(job.status)
     if status is JobStatus.queued:
         await transitions.command(session, job, Command.cancel, source="api")

@@ -15,6 +15,7 @@ from app.jobs import state
 from app.jobs.state import Command, Decision, JobStatus
 from app.models import Job, JobEvent
 
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

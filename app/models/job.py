@@ -80,9 +80,7 @@ class Job(Base):
     cost_billed_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 4), nullable=True)
     billed_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
-    next_attempt_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     poll_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -79,5 +79,5 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate_per_s
 
     async def acquire(self) -> None:
-        while (wait_s := self._wait_s()) > 0:
+        while (wait_s := self._wait_s()) > 0:  # noqa: ASYNC110 - sleeps until a refill, not a poll
             await asyncio.sleep(wait_s)

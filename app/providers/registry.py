@@ -45,7 +45,9 @@ class ProviderRegistry:
     def has_candidate(self, exclude: set[str]) -> bool:
         """Whether `choose` could find one; does not take a half-open probe slot."""
         return any(
-            e.config.enabled and e.name not in exclude and e.breaker.state() is not CircuitState.open
+            e.config.enabled
+            and e.name not in exclude
+            and e.breaker.state() is not CircuitState.open
             for e in self._entries.values()
         )
 
@@ -82,7 +84,9 @@ def build_registry(settings: Settings, client: httpx.AsyncClient) -> ProviderReg
                 config=config,
                 adapter=adapter,
                 breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_open_s),
-                bucket=TokenBucket(settings.upstream_query_rate_per_s, settings.upstream_query_burst),
+                bucket=TokenBucket(
+                    settings.upstream_query_rate_per_s, settings.upstream_query_burst
+                ),
             )
         )
     return ProviderRegistry(entries)

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import transaction
-from app.jobs import transitions
 from app.jobs import repository as repo
+from app.jobs import transitions
 from app.jobs.state import Command, JobStatus
 from app.models import Job
 from app.runtime import Runtime

@@ -31,7 +31,10 @@ async def claim(rt: Runtime) -> list[PollItem]:
     now = transitions.utcnow()
     async with transaction(rt.session_factory) as session:
         jobs = await repo.claim_due_polls(
-            session, now=now, limit=rt.settings.worker_concurrency, lease_s=rt.settings.worker_lease_s
+            session,
+            now=now,
+            limit=rt.settings.worker_concurrency,
+            lease_s=rt.settings.worker_lease_s,
         )
         return [
             PollItem(j.id, j.provider_name or "", j.provider_task_id or "", j.poll_attempts)

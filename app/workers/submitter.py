@@ -62,7 +62,9 @@ def build_request(rt: Runtime, job: Job, provider: str) -> SubmitRequest:
 
 
 def _backoff_s(rt: Runtime, attempts: int, retry_after_s: float | None) -> float:
-    delay = min(rt.settings.submit_retry_max_s, rt.settings.submit_retry_base_s * 2 ** max(0, attempts - 1))
+    delay: float = min(
+        rt.settings.submit_retry_max_s, rt.settings.submit_retry_base_s * 2 ** max(0, attempts - 1)
+    )
     return max(delay, retry_after_s or 0.0)
 
 
@@ -71,14 +73,22 @@ async def claim(rt: Runtime) -> list[Attempt]:
     now = transitions.utcnow()
     attempts: list[Attempt] = []
     async with transaction(rt.session_factory) as session:
-        for job in await repo.claim_due_submits(session, now=now, limit=rt.settings.worker_concurrency):
+        for job in await repo.claim_due_submits(
+            session, now=now, limit=rt.settings.worker_concurrency
+        ):
             entry = rt.registry.choose(job.quality, exclude=set(job.providers_tried))
             if entry is None:
                 job.providers_tried = []
-                job.next_attempt_at = now + timedelta(seconds=_backoff_s(rt, job.submit_attempts + 1, None))
+                job.next_attempt_at = now + timedelta(
+                    seconds=_backoff_s(rt, job.submit_attempts + 1, None)
+                )
                 continue
             await transitions.command(
-                session, job, Command.start_submit, source="submitter", detail={"provider": entry.name}
+                session,
+                job,
+                Command.start_submit,
+                source="submitter",
+                detail={"provider": entry.name},
             )
             job.provider_name = entry.name
             job.submit_attempts += 1
@@ -129,7 +139,10 @@ async def record_success(rt: Runtime, attempt: Attempt, snapshot: TaskSnapshot) 
             rt.settings, now, snapshot.estimated_time_s, job.callback_registered
         )
         await transitions.command(
-            session, job, Command.mark_submitted, source="submitter",
+            session,
+            job,
+            Command.mark_submitted,
+            source="submitter",
             detail={"provider": attempt.entry.name, "task_id": snapshot.task_id},
         )
         await repo.notify(session, repo.CHANNEL_POLL)
@@ -147,7 +160,9 @@ async def record_failure(rt: Runtime, attempt: Attempt, exc: ProviderError) -> N
             # Never resubmit blindly: wait for a callback naming our job, then give up visibly.
             job.submit_unknown = True
             job.next_attempt_at = now + timedelta(seconds=rt.settings.submit_unknown_window_s)
-            log.warning("submit of %s to %s has an unknown outcome: %s", job.id, attempt.entry.name, exc)
+            log.warning(
+                "submit of %s to %s has an unknown outcome: %s", job.id, attempt.entry.name, exc
+            )
             return
         if isinstance(exc, PermanentError) and exc.code not in PROVIDER_SIDE_CODES:
             job.error_code, job.error_message = exc.code, exc.message

@@ -24,8 +24,8 @@ from tests.support.payloads import job_body
 
 
 def _decode_frames(data: bytes) -> int:
-    with av.open(io.BytesIO(data)) as container:
-        return sum(1 for _ in container.decode(video=0))
+    with av.open(io.BytesIO(data), mode="r") as container:
+        return len(list(container.decode(video=0)))
 
 
 async def test_job_succeeds_end_to_end_with_a_playable_result(
@@ -106,13 +106,19 @@ async def test_forged_callbacks_change_nothing(make_stack: StackFactory) -> None
             job_id = await create_job(http, job_body())
             job = await wait_for_status(http, job_id, {"submitted", "processing"})
             task_id = job["provider"]["task_id"]
-            forged = {"id": task_id, "object": "video.generation.task", "status": "completed",
-                      "progress": 100, "results": ["https://evil.example/x.mp4"]}
+            forged = {
+                "id": task_id,
+                "object": "video.generation.task",
+                "status": "completed",
+                "progress": 100,
+                "results": ["https://evil.example/x.mp4"],
+            }
             url = f"/v1/upstream/simulator/callbacks/{job_id}"
             good_token = callback_token(secret, "simulator", job_id)
             bad_token = await http.post(url, params={"token": "0" * 64}, json=forged)
             other_job = await http.post(
-                f"/v1/upstream/simulator/callbacks/job_{'1' * 26}", params={"token": good_token},
+                f"/v1/upstream/simulator/callbacks/job_{'1' * 26}",
+                params={"token": good_token},
                 json=forged,
             )
             unconfirmed = await http.post(url, params={"token": good_token}, json=forged)

@@ -17,7 +17,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("unknown model", job_body(model="kling-v2"), "validation_error"),
     ("no image", job_body(image_url=None), "exactly_one_image"),
     ("two images", job_body(image_urls=["https://a.example/x.png"]), "exactly_one_image"),
-    ("image list of two", job_body(image_url=None, image_urls=["https://a/1.png", "https://a/2.png"]), "exactly_one_image"),
+    (
+        "image list of two",
+        job_body(image_url=None, image_urls=["https://a/1.png", "https://a/2.png"]),
+        "exactly_one_image",
+    ),
     ("image url and upload", job_body(image_upload_id="upl_x"), "exactly_one_image"),
     ("no video", job_body(video_url=None), "exactly_one_video"),
     ("two videos", job_body(video_urls=["https://a.example/x.mp4"]), "exactly_one_video"),
@@ -28,16 +32,59 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("bad quality", job_body(quality="4k"), "validation_error"),
     ("no model_params", job_body(model_params=None), "validation_error"),
     ("no orientation", job_body(model_params={"keep_sound": True}), "validation_error"),
-    ("bad orientation", job_body(model_params={"character_orientation": "side"}), "validation_error"),
-    ("keep_sound not bool", job_body(model_params={"character_orientation": "image", "keep_sound": "maybe"}), "validation_error"),
-    ("two elements", job_body(model_params={"character_orientation": "video", "element_list": [{"element_id": "a"}, {"element_id": "b"}]}), "too_many_elements"),
-    ("element with image orientation", job_body(model_params={"character_orientation": "image", "element_list": [{"element_id": "a"}]}), "element_list_requires_video_orientation"),
-    ("watermark not object", job_body(model_params={"character_orientation": "image", "watermark_info": True}), "validation_error"),
-    ("callback too long", job_body(callback_url="https://cb.example.com/" + "a" * 2030), "callback_url_too_long"),
+    (
+        "bad orientation",
+        job_body(model_params={"character_orientation": "side"}),
+        "validation_error",
+    ),
+    (
+        "keep_sound not bool",
+        job_body(model_params={"character_orientation": "image", "keep_sound": "maybe"}),
+        "validation_error",
+    ),
+    (
+        "two elements",
+        job_body(
+            model_params={
+                "character_orientation": "video",
+                "element_list": [{"element_id": "a"}, {"element_id": "b"}],
+            }
+        ),
+        "too_many_elements",
+    ),
+    (
+        "element with image orientation",
+        job_body(
+            model_params={"character_orientation": "image", "element_list": [{"element_id": "a"}]}
+        ),
+        "element_list_requires_video_orientation",
+    ),
+    (
+        "watermark not object",
+        job_body(model_params={"character_orientation": "image", "watermark_info": True}),
+        "validation_error",
+    ),
+    (
+        "callback too long",
+        job_body(callback_url="https://cb.example.com/" + "a" * 2030),
+        "callback_url_too_long",
+    ),
     ("callback not url", job_body(callback_url="not a url"), "callback_url_invalid"),
-    ("callback private", job_body(callback_url="https://10.1.2.3/hook"), "callback_url_not_allowed"),
-    ("callback http public", job_body(callback_url="http://203.0.113.7/hook"), "callback_url_not_allowed"),
-    ("callback metadata service", job_body(callback_url="https://169.254.169.254/latest"), "callback_url_not_allowed"),
+    (
+        "callback private",
+        job_body(callback_url="https://10.1.2.3/hook"),
+        "callback_url_not_allowed",
+    ),
+    (
+        "callback http public",
+        job_body(callback_url="http://203.0.113.7/hook"),
+        "callback_url_not_allowed",
+    ),
+    (
+        "callback metadata service",
+        job_body(callback_url="https://169.254.169.254/latest"),
+        "callback_url_not_allowed",
+    ),
     ("metadata too large", job_body(metadata={"blob": "x" * 4100}), "metadata_too_large"),
     ("metadata not object", job_body(metadata=["a"]), "validation_error"),
     ("unknown field", job_body(qualty="720p"), "validation_error"),
@@ -64,9 +111,15 @@ async def test_invalid_create_is_422_and_stores_nothing(
 async def test_create_returns_202_with_location_and_the_job(module_gateway: Gateway) -> None:
     key = await module_gateway.new_client()
     body = job_body(
-        prompt="dance", quality="1080p", metadata={"order": 7},
-        model_params={"character_orientation": "video", "keep_sound": False,
-                      "element_list": [{"element_id": "el_1"}], "watermark_info": {"enabled": True}},
+        prompt="dance",
+        quality="1080p",
+        metadata={"order": 7},
+        model_params={
+            "character_orientation": "video",
+            "keep_sound": False,
+            "element_list": [{"element_id": "el_1"}],
+            "watermark_info": {"enabled": True},
+        },
     )
     async with module_gateway.http(key) as http:
         response = await http.post("/v1/jobs", json=body)
@@ -88,8 +141,12 @@ async def test_create_returns_202_with_location_and_the_job(module_gateway: Gate
 
 async def test_image_urls_list_form_is_accepted(module_gateway: Gateway) -> None:
     key = await module_gateway.new_client()
-    body = job_body(image_url=None, video_url=None, image_urls=["https://m.example/a.png"],
-                    video_urls=["https://m.example/b.mp4"])
+    body = job_body(
+        image_url=None,
+        video_url=None,
+        image_urls=["https://m.example/a.png"],
+        video_urls=["https://m.example/b.mp4"],
+    )
     async with module_gateway.http(key) as http:
         response = await http.post("/v1/jobs", json=body)
     assert response.status_code == 202
@@ -147,14 +204,19 @@ async def test_same_key_from_two_clients_makes_two_jobs(module_gateway: Gateway)
 async def test_idempotency_key_too_long_is_422(module_gateway: Gateway) -> None:
     key = await module_gateway.new_client()
     async with module_gateway.http(key) as http:
-        response = await http.post("/v1/jobs", json=job_body(), headers={"Idempotency-Key": "k" * 256})
+        response = await http.post(
+            "/v1/jobs", json=job_body(), headers={"Idempotency-Key": "k" * 256}
+        )
         listed = await http.get("/v1/jobs")
     assert response.status_code == 422
     assert listed.json()["data"] == []
 
 
 async def test_clients_cannot_see_each_others_jobs(module_gateway: Gateway) -> None:
-    owner, other = await module_gateway.new_client("owner"), await module_gateway.new_client("other")
+    owner, other = (
+        await module_gateway.new_client("owner"),
+        await module_gateway.new_client("other"),
+    )
     async with module_gateway.http(owner) as ho, module_gateway.http(other) as hx:
         job_id = (await ho.post("/v1/jobs", json=job_body())).json()["id"]
         for response in (

@@ -24,14 +24,12 @@ def free_port() -> int:
         return port
 
 
-def test_settings(database_url: str, simulator_url: str, **overrides: object) -> Settings:
+def gateway_settings(database_url: str, simulator_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": Environment.test,
         "database_url": database_url,
         "secret_key": "test-secret-key-0123456789abcdef0123456789",
-        "providers": [
-            ProviderConfig(name="simulator", base_url=simulator_url, api_key="sim-key")
-        ],
+        "providers": [ProviderConfig(name="simulator", base_url=simulator_url, api_key="sim-key")],
         "worker_sweep_interval_s": 0.5,
         "poll_first_delay_s": 1.0,
         "poll_backoff_base_s": 0.3,

@@ -16,7 +16,14 @@ def test_committed_openapi_matches_the_app() -> None:
 
 def test_contract_paths_are_served() -> None:
     paths = yaml.safe_load(render())["paths"]
-    for path in ("/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel",
-                 "/v1/jobs/{job_id}/events", "/v1/upstream/{provider}/callbacks/{job_id}",
-                 "/healthz", "/readyz", "/metrics"):
+    for path in (
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/cancel",
+        "/v1/jobs/{job_id}/events",
+        "/v1/upstream/{provider}/callbacks/{job_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert path in paths

@@ -15,8 +15,14 @@ PROGRESSES = [0, 40, 100]
 
 # Written out by hand, not derived from the module under test.
 RANK = {
-    "queued": 0, "submitting": 1, "submitted": 2, "processing": 3,
-    "succeeded": 4, "failed": 4, "cancelled": 4, "expired": 4,
+    "queued": 0,
+    "submitting": 1,
+    "submitted": 2,
+    "processing": 3,
+    "succeeded": 4,
+    "failed": 4,
+    "cancelled": 4,
+    "expired": 4,
 }
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
 COMMAND_TABLE = {
@@ -35,7 +41,9 @@ COMMAND_TABLE = {
     ("current", "seen", "progress", "seen_progress"),
     list(itertools.product(ALL, OBSERVABLE, PROGRESSES, PROGRESSES)),
 )
-def test_observe_matrix(current: JobStatus, seen: JobStatus, progress: int, seen_progress: int) -> None:
+def test_observe_matrix(
+    current: JobStatus, seen: JobStatus, progress: int, seen_progress: int
+) -> None:
     decision = state.observe(current, progress, seen, seen_progress)
     if current in TERMINAL or RANK[seen] < RANK[current]:
         assert (decision.status, decision.progress, decision.changed) == (current, progress, False)
@@ -52,7 +60,11 @@ def test_command_matrix(current: JobStatus, cmd: Command) -> None:
     decision = state.command(current, 30, cmd)
     target = COMMAND_TABLE.get((cmd.value, current.value))
     if target is None:
-        assert (decision.status, decision.changed, decision.reason) == (current, False, "not_allowed")
+        assert (decision.status, decision.changed, decision.reason) == (
+            current,
+            False,
+            "not_allowed",
+        )
     else:
         assert decision.status.value == target
         assert decision.status_changed
@@ -74,8 +86,12 @@ def test_gateway_only_states_cannot_be_observed(seen: JobStatus) -> None:
 
 def test_duplicated_and_reordered_observations_converge() -> None:
     """Any order of the same observations ends in the same state with the same changes."""
-    seen = [(JobStatus.submitted, 0), (JobStatus.processing, 30), (JobStatus.processing, 70),
-            (JobStatus.succeeded, 100)]
+    seen = [
+        (JobStatus.submitted, 0),
+        (JobStatus.processing, 30),
+        (JobStatus.processing, 70),
+        (JobStatus.succeeded, 100),
+    ]
     outcomes = set()
     for order in itertools.permutations(seen * 2, 4):
         current, progress, changes = JobStatus.submitting, 0, 0
