@@ -1,0 +1,1 @@
+"""Media: probing and model limits, storage, signed links and the /media endpoint."""
