@@ -13,18 +13,21 @@ from fastapi import FastAPI
 from app import __version__
 from app.db.engine import asyncpg_dsn, make_engine, make_session_factory, resolve_database_url
 from app.db.migrate import upgrade_to_head
+from app.delivery import repository as delivery_repo
+from app.delivery.router import router as delivery_router
 from app.errors import install_error_handlers
 from app.inbound.router import router as inbound_router
 from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
 from app.jobs.router import router as jobs_router
 from app.logging import configure_logging
-from app.net.policy import UrlPolicy
+from app.net import UrlPolicy, make_safe_client
 from app.ops.router import router as ops_router
 from app.providers.registry import build_registry
 from app.runtime import Runtime
 from app.settings import Settings
 from app.workers import janitor, poller, submitter
+from app.workers.dispatcher import Dispatcher
 from app.workers.loop import Wakeups, run_loop
 
 log = logging.getLogger(__name__)
@@ -50,25 +53,34 @@ async def build_runtime(settings: Settings) -> Runtime:
         follow_redirects=False,
         headers={"User-Agent": f"motion-gateway/{__version__}"},
     )
+    url_policy = UrlPolicy.for_environment(settings.environment.value, settings.url_allowlist_cidrs)
+    webhook_client = make_safe_client(
+        url_policy,
+        timeout_s=settings.webhook_timeout_s,
+        verify=settings.webhook_ca_bundle or True,
+        user_agent=f"motion-gateway-webhooks/{__version__}",
+    )
     runtime = Runtime(
         settings=settings,
         database_url=database_url,
         engine=engine,
         session_factory=make_session_factory(engine),
         registry=build_registry(settings, upstream_client),
-        url_policy=UrlPolicy.for_environment(
-            settings.environment.value, settings.url_allowlist_cidrs
-        ),
+        url_policy=url_policy,
         upstream_client=upstream_client,
+        webhook_client=webhook_client,
     )
     runtime.callback = await check_callback_mode(settings)
     return runtime
 
 
-def start_workers(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    wakeups = Wakeups(asyncpg_dsn(rt.database_url), [repo.CHANNEL_SUBMIT, repo.CHANNEL_POLL])
+def start_workers(rt: Runtime, stop: asyncio.Event) -> tuple[list[asyncio.Task[None]], Dispatcher]:
+    channels = [repo.CHANNEL_SUBMIT, repo.CHANNEL_POLL, delivery_repo.CHANNEL_DELIVER]
+    wakeups = Wakeups(asyncpg_dsn(rt.database_url), channels)
     sweep_s = rt.settings.worker_sweep_interval_s
     janitor_wake = asyncio.Event()
+    deliver_wake = wakeups.events[delivery_repo.CHANNEL_DELIVER]
+    dispatcher = Dispatcher(rt, rt.webhook_client, deliver_wake)
     loops = [
         wakeups.run(stop),
         run_loop(
@@ -81,9 +93,10 @@ def start_workers(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         run_loop(
             "poller", lambda: poller.step(rt), wakeups.events[repo.CHANNEL_POLL], stop, sweep_s
         ),
-        run_loop("janitor", lambda: janitor.step(rt), janitor_wake, stop, sweep_s),
+        run_loop("janitor", janitor.Janitor(rt).step, janitor_wake, stop, sweep_s),
+        run_loop("dispatcher", dispatcher.step, deliver_wake, stop, sweep_s),
     ]
-    return [asyncio.create_task(loop) for loop in loops]
+    return [asyncio.create_task(loop) for loop in loops], dispatcher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -95,13 +108,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         app.state.session_factory = runtime.session_factory
         stop = asyncio.Event()
-        tasks = start_workers(runtime, stop) if active.role in ("worker", "all") else []
+        tasks, dispatcher = (
+            start_workers(runtime, stop) if active.role in ("worker", "all") else ([], None)
+        )
         log.info("motion-gateway ready (role=%s, callbacks=%s)", active.role, runtime.callback.mode)
         try:
             yield
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if dispatcher is not None:
+                await dispatcher.drain(grace_s=2.0)
+            await runtime.webhook_client.aclose()
             await runtime.upstream_client.aclose()
             await runtime.engine.dispose()
 
@@ -113,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(jobs_router)
+    app.include_router(delivery_router)
     app.include_router(inbound_router)
     app.include_router(ops_router)
     return app

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import SessionFactory
-from app.net.policy import UrlPolicy
+from app.net import UrlPolicy
 from app.providers.registry import ProviderRegistry
 from app.settings import Settings
 
@@ -32,6 +32,7 @@ class Runtime:
     registry: ProviderRegistry
     url_policy: UrlPolicy
     upstream_client: httpx.AsyncClient
+    webhook_client: httpx.AsyncClient
     callback: CallbackMode = field(default_factory=CallbackMode)
 
     @property

@@ -87,6 +87,22 @@ class Settings(BaseSettings):
     result_link_ttl_s: float = 24 * 3600.0
 
     url_allowlist_cidrs: list[str] = Field(default_factory=list)
+
+    webhook_timeout_s: float = 10.0
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    webhook_retry_after_max_s: float = 3600.0
+    webhook_endpoint_concurrency: int = 4
+    webhook_endpoint_rate_per_s: float = 10.0
+    webhook_circuit_threshold: int = 5
+    webhook_circuit_open_s: float = 30.0
+    webhook_circuit_open_max_s: float = 3600.0
+    webhook_disable_after_s: float = 5 * 86400.0
+    webhook_secret_overlap_s: float = 86400.0
+    webhook_log_retention_s: float = 30 * 86400.0
+    webhook_ca_bundle: str | None = None
+    dispatcher_concurrency: int = 32
     max_metadata_bytes: int = 4096
 
     @model_validator(mode="after")

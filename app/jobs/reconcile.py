@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.pricing import settle_usd
-from app.jobs import transitions
+from app.jobs import state, transitions
 from app.jobs.state import TERMINAL, Decision, JobStatus
 from app.models import Job
 from app.providers.base import TaskSnapshot, TaskStatus
@@ -75,12 +75,13 @@ async def apply_snapshot(
     if job.provider_task_id is None:
         job.provider_task_id = snapshot.task_id
     seen = STATUS_FROM_TASK[snapshot.status]
+    preview = state.observe(JobStatus(job.status), job.progress, seen, snapshot.progress)
+    if preview.status_changed and preview.status in TERMINAL:
+        _settle(job, entry, snapshot, settings)  # before the change: its event carries them
     detail = {"task_status": snapshot.status.value, "task_id": snapshot.task_id}
     decision = await transitions.observe(
         session, job, seen, snapshot.progress, source=source, detail=detail
     )
-    if decision.status_changed and decision.status in TERMINAL:
-        _settle(job, entry, snapshot, settings)
     if JobStatus(job.status) not in TERMINAL:
         job.next_poll_at = next_poll_at(settings, transitions.utcnow(), job.poll_attempts)
     await session.flush()

@@ -12,6 +12,7 @@ from app.errors import problem_responses
 from app.jobs import service
 from app.jobs.schemas import JobCreate, JobEventList, JobList, JobOut
 from app.jobs.state import JobStatus
+from app.jobs.views import to_out
 from app.runtime import RuntimeDep
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(401, 422))
@@ -39,7 +40,7 @@ async def create_job(
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.status_code = status.HTTP_200_OK
-    return service.to_out(job)
+    return to_out(job)
 
 
 @router.get("", response_model=JobList)
@@ -57,7 +58,7 @@ async def list_jobs(
 @router.get("/{job_id}", response_model=JobOut, responses=problem_responses(404))
 async def get_job(job_id: str, session: DbSession, principal: CurrentPrincipal) -> JobOut:
     """Get one of the caller's jobs."""
-    return service.to_out(await service.get_job(session, principal, job_id))
+    return to_out(await service.get_job(session, principal, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=problem_responses(404, 409))
@@ -65,7 +66,7 @@ async def cancel_job(
     job_id: str, session: DbSession, rt: RuntimeDep, principal: CurrentPrincipal
 ) -> JobOut:
     """Cancel a job that is not yet submitted, or whose provider confirms the cancel."""
-    return service.to_out(await service.cancel_job(session, rt, principal, job_id))
+    return to_out(await service.cancel_job(session, rt, principal, job_id))
 
 
 @router.get("/{job_id}/events", response_model=JobEventList, responses=problem_responses(404))

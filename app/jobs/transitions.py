@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.delivery import events as outbox
 from app.jobs import state
 from app.jobs.state import Command, Decision, JobStatus
 from app.models import Job, JobEvent
+from app.ops.metrics import JOB_TRANSITIONS
 
 
 def utcnow() -> datetime:
@@ -51,6 +53,8 @@ async def _record(
         )
     )
     await session.flush()
+    await outbox.enqueue_job_event(session, job, decision.status)
+    JOB_TRANSITIONS.labels(to_status=decision.status.value, source=source).inc()
     return True
 
 

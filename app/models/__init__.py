@@ -3,5 +3,16 @@
 from app.models.client import ApiKey, Client
 from app.models.job import Job, JobEvent
 from app.models.upstream_callback import UpstreamCallback
+from app.models.webhook import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
-__all__ = ["ApiKey", "Client", "Job", "JobEvent", "UpstreamCallback"]
+__all__ = [
+    "ApiKey",
+    "Client",
+    "Delivery",
+    "DeliveryAttempt",
+    "Event",
+    "Job",
+    "JobEvent",
+    "UpstreamCallback",
+    "WebhookEndpoint",
+]

@@ -30,3 +30,27 @@ CALLBACKS_RECEIVED = Counter(
 JOBS_BY_STATUS = Gauge(
     "mgw_jobs", "Jobs by status (sampled at scrape)", ["status"], registry=REGISTRY
 )
+DELIVERY_ATTEMPTS = Counter(
+    "mgw_webhook_delivery_attempts_total",
+    "Webhook delivery attempts by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)
+DELIVERY_LATENCY = Histogram(
+    "mgw_webhook_event_to_delivery_seconds",
+    "From event creation to successful delivery",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 86400),
+    registry=REGISTRY,
+)
+DELIVERY_BACKLOG = Gauge(
+    "mgw_webhook_backlog",
+    "Undelivered deliveries by endpoint state",
+    ["endpoint_state"],
+    registry=REGISTRY,
+)
+DELIVERY_BACKLOG_AGE = Gauge(
+    "mgw_webhook_backlog_oldest_seconds",
+    "Age of the oldest undelivered delivery",
+    ["endpoint_state"],
+    registry=REGISTRY,
+)

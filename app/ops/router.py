@@ -12,8 +12,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.db.migrate import current_revision, head_revision
+from app.delivery import repository as delivery_repo
 from app.jobs import repository as repo
-from app.ops.metrics import JOBS_BY_STATUS, REGISTRY
+from app.jobs.transitions import utcnow
+from app.ops.metrics import DELIVERY_BACKLOG, DELIVERY_BACKLOG_AGE, JOBS_BY_STATUS, REGISTRY
 from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["ops"])
@@ -71,6 +73,11 @@ async def metrics(rt: RuntimeDep) -> Response:
         async with rt.session_factory() as session:
             for status, count in (await repo.count_by_status(session)).items():
                 JOBS_BY_STATUS.labels(status=status).set(count)
+            DELIVERY_BACKLOG.clear()
+            DELIVERY_BACKLOG_AGE.clear()
+            for state, count, oldest_s in await delivery_repo.backlog(session, utcnow()):
+                DELIVERY_BACKLOG.labels(endpoint_state=state).set(count)
+                DELIVERY_BACKLOG_AGE.labels(endpoint_state=state).set(oldest_s)
     except Exception as exc:
         log.warning("metrics: job counts unavailable: %s", exc)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

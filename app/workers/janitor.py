@@ -1,20 +1,46 @@
-"""Settles what nobody else will: deadlines, and submits whose outcome stayed unknown."""
+"""Settles what nobody else will: deadlines, submits whose outcome stayed unknown, and the
+retention of delivery logs."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import transaction
+from app.delivery import repository as delivery_repo
+from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
 from app.jobs import transitions
 from app.jobs.state import Command, JobStatus
 from app.models import Job
 from app.runtime import Runtime
 
+HOUSEKEEPING_EVERY_S = 300.0
 
-async def step(rt: Runtime) -> int:
+
+class Janitor:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
+
+    async def step(self) -> int:
+        if time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
+            await self.housekeeping()
+        return await settle_stale(self._rt)
+
+    async def housekeeping(self) -> None:
+        """Re-check our callback URL (DNS can change) and apply log retention."""
+        rt = self._rt
+        rt.callback = await check_callback_mode(rt.settings)
+        cutoff = transitions.utcnow() - timedelta(seconds=rt.settings.webhook_log_retention_s)
+        async with transaction(rt.session_factory) as session:
+            await delivery_repo.purge_logs(session, cutoff)
+
+
+async def settle_stale(rt: Runtime) -> int:
     now = transitions.utcnow()
     async with transaction(rt.session_factory) as session:
         jobs = await repo.claim_stale(session, now=now, limit=100)

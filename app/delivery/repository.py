@@ -1,0 +1,248 @@
+"""All SQL about endpoints, events and deliveries. Nothing here commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+
+CHANNEL_DELIVER = "mgw_deliver"
+OPERATIONAL = ("endpoint.disabled",)
+LIVE_DELIVERY = ("pending", "failed")
+
+
+async def notify(session: AsyncSession) -> None:
+    await session.execute(text("SELECT pg_notify(:c, '')"), {"c": CHANNEL_DELIVER})
+
+
+async def endpoints_for(
+    session: AsyncSession, client_id: str, event_type: str
+) -> Sequence[WebhookEndpoint]:
+    """Enabled endpoints of the client subscribed to `event_type` (operational: all)."""
+    stmt = select(WebhookEndpoint).where(
+        WebhookEndpoint.client_id == client_id,
+        WebhookEndpoint.status == "enabled",
+        WebhookEndpoint.deleted_at.is_(None),
+    )
+    if event_type not in OPERATIONAL:
+        stmt = stmt.where(WebhookEndpoint.event_types.contains([event_type]))
+    return (await session.execute(stmt.order_by(WebhookEndpoint.id))).scalars().all()
+
+
+async def get_endpoint(
+    session: AsyncSession, endpoint_id: str, client_id: str | None, *, lock: bool = False
+) -> WebhookEndpoint | None:
+    stmt = select(WebhookEndpoint).where(
+        WebhookEndpoint.id == endpoint_id, WebhookEndpoint.deleted_at.is_(None)
+    )
+    if client_id is not None:
+        stmt = stmt.where(WebhookEndpoint.client_id == client_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_endpoints(
+    session: AsyncSession, client_id: str, limit: int, cursor: str | None
+) -> list[WebhookEndpoint]:
+    stmt = (
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.client_id == client_id, WebhookEndpoint.deleted_at.is_(None))
+        .order_by(WebhookEndpoint.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        stmt = stmt.where(WebhookEndpoint.id < cursor)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_delivery(
+    session: AsyncSession, delivery_id: str, client_id: str | None, *, lock: bool = False
+) -> Delivery | None:
+    stmt = select(Delivery).where(Delivery.id == delivery_id)
+    if client_id is not None:
+        stmt = stmt.where(Delivery.client_id == client_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_deliveries(
+    session: AsyncSession, endpoint_id: str, status: str | None, limit: int, cursor: str | None
+) -> list[tuple[Delivery, str]]:
+    stmt = (
+        select(Delivery, Event.type)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Delivery.endpoint_id == endpoint_id)
+        .order_by(Delivery.id.desc())
+        .limit(limit + 1)
+    )
+    if status:
+        stmt = stmt.where(Delivery.status == status)
+    if cursor:
+        stmt = stmt.where(Delivery.id < cursor)
+    return [(d, t) for d, t in (await session.execute(stmt)).all()]
+
+
+async def attempts_of(session: AsyncSession, delivery_ids: Sequence[str]) -> list[DeliveryAttempt]:
+    if not delivery_ids:
+        return []
+    stmt = (
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
+        .order_by(DeliveryAttempt.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def claim_candidates(
+    session: AsyncSession, *, now: datetime, limit: int
+) -> list[tuple[Delivery, WebhookEndpoint | None, Event]]:
+    """Due deliveries whose destination is open for traffic.
+
+    `FOR UPDATE OF deliveries SKIP LOCKED`: replicas claiming at once get disjoint rows and
+    never wait on each other. A parked endpoint (disabled, or its circuit open) is filtered
+    out here, so its backlog costs no worker time at all.
+    """
+    stmt = (
+        select(Delivery, WebhookEndpoint, Event)
+        .join(Event, Event.id == Delivery.event_id)
+        .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+        .where(
+            Delivery.status.in_(LIVE_DELIVERY),
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.locked_until.is_(None), Delivery.locked_until <= now),
+            or_(
+                Delivery.endpoint_id.is_(None),
+                and_(
+                    WebhookEndpoint.status == "enabled",
+                    WebhookEndpoint.deleted_at.is_(None),
+                    or_(
+                        WebhookEndpoint.circuit_open_until.is_(None),
+                        WebhookEndpoint.circuit_open_until <= now,
+                    ),
+                ),
+            ),
+        )
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(of=Delivery, skip_locked=True)
+    )
+    return [(d, e, ev) for d, e, ev in (await session.execute(stmt)).all()]
+
+
+async def in_flight_by_endpoint(
+    session: AsyncSession, endpoint_ids: Sequence[str], now: datetime
+) -> dict[str, int]:
+    if not endpoint_ids:
+        return {}
+    stmt = (
+        select(Delivery.endpoint_id, func.count())
+        .where(
+            Delivery.endpoint_id.in_(endpoint_ids),
+            Delivery.status.in_(LIVE_DELIVERY),
+            Delivery.locked_until > now,
+        )
+        .group_by(Delivery.endpoint_id)
+    )
+    return {eid: int(n) for eid, n in (await session.execute(stmt)).all() if eid}
+
+
+async def lock_endpoints(
+    session: AsyncSession, endpoint_ids: Sequence[str]
+) -> dict[str, WebhookEndpoint]:
+    """Serialise rate-limit bookkeeping per endpoint across replicas (held for a claim only).
+    Locked in id order, so two claimers can never deadlock on each other."""
+    if not endpoint_ids:
+        return {}
+    stmt = (
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.id.in_(sorted(endpoint_ids)))
+        .order_by(WebhookEndpoint.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {e.id: e for e in (await session.execute(stmt)).scalars()}
+
+
+async def missed_events(
+    session: AsyncSession, endpoint: WebhookEndpoint, since: datetime
+) -> Sequence[Event]:
+    """The endpoint's events since `since` that it never got a delivery for."""
+    has_delivery = (
+        select(Delivery.id)
+        .where(Delivery.event_id == Event.id, Delivery.endpoint_id == endpoint.id)
+        .exists()
+    )
+    stmt = select(Event).where(
+        Event.client_id == endpoint.client_id,
+        Event.created_at >= since,
+        Event.type.in_(endpoint.event_types),
+        ~has_delivery,
+    )
+    return (await session.execute(stmt.order_by(Event.created_at))).scalars().all()
+
+
+async def insert_delivery_once(session: AsyncSession, delivery: Delivery) -> bool:
+    values = {c.key: getattr(delivery, c.key) for c in Delivery.__mapper__.column_attrs}
+    stmt = (
+        insert(Delivery)
+        .values(**{k: v for k, v in values.items() if v is not None})
+        .on_conflict_do_nothing(index_elements=["event_id", "endpoint_id"])
+        .returning(Delivery.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def reset_for_redelivery(
+    session: AsyncSession, endpoint_id: str, since: datetime, now: datetime
+) -> int:
+    stmt = (
+        update(Delivery)
+        .where(
+            Delivery.endpoint_id == endpoint_id,
+            Delivery.created_at >= since,
+            Delivery.status.in_(("failed", "dead")),
+        )
+        .values(status="pending", schedule_step=0, next_attempt_at=now, updated_at=now)
+    )
+    result = await session.execute(stmt)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def purge_logs(session: AsyncSession, older_than: datetime) -> int:
+    """Retention: finished deliveries (with their attempts) and their events."""
+    done = delete(Delivery).where(
+        Delivery.status.in_(("succeeded", "dead")), Delivery.updated_at < older_than
+    )
+    result = await session.execute(done)
+    orphan_events = delete(Event).where(
+        Event.created_at < older_than,
+        ~select(Delivery.id).where(Delivery.event_id == Event.id).exists(),
+    )
+    await session.execute(orphan_events)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def backlog(session: AsyncSession, now: datetime) -> list[tuple[str, int, float]]:
+    """(endpoint state, live deliveries, oldest age in s) for the metrics gauges."""
+    state = case(
+        (Delivery.endpoint_id.is_(None), "job_callback"),
+        (WebhookEndpoint.status != "enabled", "disabled"),
+        (WebhookEndpoint.circuit_open_until > now, "circuit_open"),
+        else_="enabled",
+    )
+    stmt = (
+        select(state, func.count(), func.min(Delivery.created_at))
+        .select_from(Delivery)
+        .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+        .where(Delivery.status.in_(LIVE_DELIVERY))
+        .group_by(state)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [(str(s), int(n), (now - oldest).total_seconds()) for s, n, oldest in rows]

@@ -1,0 +1,56 @@
+"""A job as the API and every webhook show it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.jobs.schemas import JobCost, JobError, JobOut, JobResult, ProviderRef
+from app.jobs.state import JobStatus
+from app.models import Job
+
+
+def to_out(job: Job) -> JobOut:
+    return JobOut(
+        id=job.id,
+        status=JobStatus(job.status),
+        progress=job.progress,
+        model=job.model,
+        quality=job.quality,
+        prompt=job.prompt,
+        model_params=job.model_params,
+        image_url=job.image_url,
+        video_url=job.video_url,
+        callback_url=job.callback_url,
+        metadata=job.metadata_,
+        provider=ProviderRef(name=job.provider_name, task_id=job.provider_task_id)
+        if job.provider_name
+        else None,
+        result=_result(job),
+        error=JobError(code=job.error_code, message=job.error_message or job.error_code)
+        if job.error_code
+        else None,
+        cost=JobCost(
+            estimated=float(job.cost_estimated_usd),
+            billed=float(job.cost_billed_usd) if job.cost_billed_usd is not None else None,
+            billed_seconds=job.billed_seconds,
+        ),
+        version=job.version,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        completed_at=job.completed_at,
+    )
+
+
+def _result(job: Job) -> JobResult | None:
+    if job.result_video_url is None and job.archived_url is None:
+        return None
+    return JobResult(
+        video_url=job.result_video_url,
+        expires_at=job.result_expires_at,
+        archived_url=job.archived_url,
+        duration_s=job.result_duration_s,
+    )
+
+
+def job_payload(job: Job) -> dict[str, Any]:
+    return to_out(job).model_dump(mode="json")
