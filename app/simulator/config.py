@@ -1,0 +1,61 @@
+"""Configuration of the aggregator simulator (UPSTREAM.md §A)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SimulatorConfig(BaseModel):
+    """Every knob of the simulator; the defaults mimic the real upstream."""
+
+    model_config = ConfigDict(
+        frozen=True, arbitrary_types_allowed=True, use_attribute_docstrings=True
+    )
+
+    public_base_url: str | None = None
+    """Base of the result links; None means the base URL the create request came in on."""
+
+    accepted_api_keys: frozenset[str] = frozenset()
+    """Bearer keys accepted; empty accepts any non-empty key."""
+
+    pending_time_s: float = Field(default=1.0, ge=0)
+    """How long a new task stays `pending` before it starts processing."""
+
+    processing_time_s: float = Field(default=8.0, ge=0)
+    """How long a task stays `processing` before it completes or fails."""
+
+    video_duration_s: float = Field(default=5.0, gt=0)
+    """Output length reported in `task_info.video_duration` (`#sim:duration=` overrides)."""
+
+    result_ttl_s: float = Field(default=86400.0, ge=0)
+    """Lifetime of a result link after completion; later fetches answer 404."""
+
+    callback_timeout_s: float = Field(default=10.0, gt=0)
+    """Time the callback receiver has to answer one attempt."""
+
+    callback_retry_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0)
+    """Waits before each retry of a failed callback (one retry per entry)."""
+
+    callback_verify: ssl.SSLContext | str | bool = True
+    """TLS check of callback receivers (httpx `verify`): CA bundle path, SSLContext or bool."""
+
+    allow_insecure_callbacks: bool = False
+    """Dev only: accept http:// callback URLs and private or loopback callback hosts."""
+
+    callback_dns_timeout_s: float = Field(default=5.0, gt=0)
+    """Bound on resolving a callback host when checking that it is public."""
+
+    honor_idempotency_key: bool = False
+    """Return the existing task for a repeated `Idempotency-Key` (undocumented upstream)."""
+
+    error_code_style: Literal["string", "int"] = "string"
+    """`error.code` as a string (primary docs) or as the integer HTTP status (a mirror)."""
+
+    fault_hang_s: float = Field(default=60.0, ge=0)
+    """How long a `timeout` fault holds the response (longer than any sane client timeout)."""
+
+    user_group: str = "default"
+    """Value of `usage.user_group` in task bodies."""

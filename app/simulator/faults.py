@@ -1,0 +1,203 @@
+"""Fault injection: per-task directives in the prompt, and global counted rules.
+
+Per task, the prompt may carry directives such as `#sim:fail=content_policy` or
+`#sim:dup_callback=3` (see `parse_directives`). Globally, `POST /_sim/faults` installs
+one rule per scope (`create`, `query`, `result`, `callbacks`); a rule with a `count`
+applies to the next N matching requests, one without applies until reset.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Generic, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_DIRECTIVE = re.compile(r"#sim:([a-z_]+)(?:=(\S+))?")
+
+# Failure codes with a realistic message; any other code gets a generic one.
+FAILURE_MESSAGES: dict[str, str] = {
+    "generation_failed": "Video generation failed",
+    "content_policy": "The input was rejected by the content safety policy",
+    "invalid_image": "No clearly visible character was found in the image",
+    "invalid_video": "The reference video could not be processed",
+    "timeout": "The generation did not finish in time",
+}
+
+
+@dataclass(frozen=True)
+class Directives:
+    """What a task's prompt asks the simulator to do differently."""
+
+    fail_code: str | None = None
+    fail_without_error: bool = False
+    stuck: bool = False
+    drop_callback: bool = False
+    callback_copies: int = 1
+    callback_delay_s: float = 0.0
+    early_callback: bool = False
+    out_of_order: bool = False
+    video_duration_s: float | None = None
+
+    @property
+    def fails(self) -> bool:
+        return self.fail_code is not None or self.fail_without_error
+
+
+def _positive_number(name: str, value: str | None) -> float:
+    try:
+        number = float(value or "")
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        raise ValueError(f"#sim:{name} needs a positive number")
+    return number
+
+
+def _no_value(name: str, value: str | None) -> None:
+    if value is not None:
+        raise ValueError(f"#sim:{name} takes no value")
+
+
+def _apply(fields: dict[str, object], name: str, value: str | None) -> None:
+    if name == "fail":
+        fields["fail_code"] = value or "generation_failed"
+    elif name == "dup_callback":
+        fields["callback_copies"] = int(_positive_number(name, value or "2"))
+    elif name == "delay_callback":
+        fields["callback_delay_s"] = _positive_number(name, value)
+    elif name == "duration":
+        fields["video_duration_s"] = _positive_number(name, value)
+    elif name in _FLAGS:
+        _no_value(name, value)
+        fields[_FLAGS[name]] = True
+    else:
+        raise ValueError(f"unknown simulator directive #sim:{name}")
+
+
+_FLAGS = {
+    "fail_bare": "fail_without_error",
+    "stuck": "stuck",
+    "drop_callback": "drop_callback",
+    "early_callback": "early_callback",
+    "out_of_order": "out_of_order",
+}
+
+
+def parse_directives(prompt: str | None) -> Directives:
+    """Read `#sim:NAME[=VALUE]` directives; raise ValueError on an unknown or bad one.
+
+    A typo must not silently turn a fault test into a happy-path test, hence the error.
+    """
+    fields: dict[str, object] = {}
+    for match in _DIRECTIVE.finditer(prompt or ""):
+        _apply(fields, match.group(1), match.group(2))
+    return Directives(**fields)  # type: ignore[arg-type]
+
+
+class RequestFault(BaseModel):
+    """A rule for `create`, `query` or `result` requests."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: int | None = Field(default=None, ge=400, le=599)
+    code: str | None = None
+    message: str | None = None
+    retry_after: float | None = Field(default=None, ge=0)
+    timeout: bool = False
+    hang_s: float | None = Field(default=None, ge=0)
+    create_anyway: bool = False
+    count: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_effect(self) -> Self:
+        if (self.status is None) == (not self.timeout):
+            raise ValueError("a request fault needs exactly one of `status` or `timeout`")
+        return self
+
+
+class CallbackFault(BaseModel):
+    """A rule for the callbacks of the next tasks to end."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    drop: bool = False
+    delay_s: float | None = Field(default=None, ge=0)
+    count: int | None = Field(default=None, ge=1)
+
+
+class FaultRules(BaseModel):
+    """Body of `POST /_sim/faults`; each scope given replaces that scope's rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    create: RequestFault | None = None
+    query: RequestFault | None = None
+    result: RequestFault | None = None
+    callbacks: CallbackFault | None = None
+
+
+RequestScope = Literal["create", "query", "result"]
+
+
+_RuleT = TypeVar("_RuleT", RequestFault, CallbackFault)
+
+
+@dataclass
+class _Armed(Generic[_RuleT]):
+    rule: _RuleT
+    remaining: int | None
+
+
+class FaultBook:
+    """The global rules in force, consumed one match at a time."""
+
+    def __init__(self) -> None:
+        self._requests: dict[str, _Armed[RequestFault]] = {}
+        self._callbacks: _Armed[CallbackFault] | None = None
+
+    def install(self, rules: FaultRules) -> None:
+        for scope in ("create", "query", "result"):
+            rule: RequestFault | None = getattr(rules, scope)
+            if rule is not None:
+                self._requests[scope] = _Armed(rule, rule.count)
+        if rules.callbacks is not None:
+            self._callbacks = _Armed(rules.callbacks, rules.callbacks.count)
+
+    def reset(self) -> None:
+        self._requests.clear()
+        self._callbacks = None
+
+    def take_request(self, scope: RequestScope) -> RequestFault | None:
+        armed = self._requests.get(scope)
+        if armed is None:
+            return None
+        if armed.remaining is not None:
+            armed.remaining -= 1
+            if armed.remaining == 0:
+                del self._requests[scope]
+        return armed.rule
+
+    def take_callback(self) -> CallbackFault | None:
+        armed = self._callbacks
+        if armed is None:
+            return None
+        if armed.remaining is not None:
+            armed.remaining -= 1
+            if armed.remaining == 0:
+                self._callbacks = None
+        return armed.rule
+
+    def describe(self) -> dict[str, object]:
+        """The rules in force with the matches each has left (None = until reset)."""
+        out: dict[str, object] = {
+            scope: {**armed.rule.model_dump(exclude_none=True), "remaining": armed.remaining}
+            for scope, armed in self._requests.items()
+        }
+        if self._callbacks is not None:
+            out["callbacks"] = {
+                **self._callbacks.rule.model_dump(exclude_none=True),
+                "remaining": self._callbacks.remaining,
+            }
+        return out
