@@ -56,7 +56,7 @@ async def create_endpoint(
         client_id=principal.client_id,
         url=body.url,
         description=body.description,
-        event_types=body.event_types or list(outbox.TERMINAL_EVENTS),
+        event_types=body.event_types or sorted(outbox.TERMINAL_EVENTS),
         status="enabled",
         secret=new_webhook_secret(),
         rate_limit_per_s=body.rate_limit_per_s or rt.settings.webhook_endpoint_rate_per_s,

@@ -107,7 +107,8 @@ async def claim(rt: Runtime, limit: int) -> list[Outbound]:
                 if later is not None:
                     delivery.next_attempt_at = max(later, delivery.next_attempt_at or now)
                     continue
-            delivery.locked_until = now + timedelta(seconds=s.webhook_timeout_s + 30)
+            # the lease outlives the send's timeout; a crashed sender's delivery returns after it
+            delivery.locked_until = now + timedelta(seconds=s.webhook_timeout_s + 5)
             out.append(
                 Outbound(
                     delivery_id=delivery.id,

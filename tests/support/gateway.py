@@ -41,6 +41,10 @@ def gateway_settings(database_url: str, simulator_url: str, **overrides: object)
         "provider_submit_timeout_s": 2.0,
         "provider_query_timeout_s": 2.0,
         "circuit_open_s": 1.0,
+        "webhook_retry_schedule_s": [0.0, 0.2, 0.4, 0.8],
+        "webhook_timeout_s": 3.0,
+        "webhook_circuit_open_s": 0.5,
+        "webhook_circuit_open_max_s": 1.0,
         "log_level": "WARNING",
     }
     values.update(overrides)
