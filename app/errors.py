@@ -65,6 +65,10 @@ class PaymentRequired(DomainError):
     status_code, code, title = 402, "budget_exceeded", "Budget exceeded"
 
 
+class BadGateway(DomainError):
+    status_code, code, title = 502, "upstream_unavailable", "Upstream unavailable"
+
+
 class TooManyRequests(DomainError):
     status_code, code, title = 429, "rate_limited", "Too many requests"
 

@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from app import __version__
+from app.billing.router import router as billing_router
 from app.db.engine import asyncpg_dsn, make_engine, make_session_factory, resolve_database_url
 from app.db.migrate import upgrade_to_head
 from app.delivery import repository as delivery_repo
@@ -22,6 +23,7 @@ from app.jobs import repository as repo
 from app.jobs.router import router as jobs_router
 from app.logging import configure_logging
 from app.net import UrlPolicy, make_safe_client
+from app.ops.admin import router as admin_router
 from app.ops.router import router as ops_router
 from app.providers.registry import build_registry
 from app.runtime import Runtime
@@ -133,5 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(delivery_router)
     app.include_router(inbound_router)
+    app.include_router(billing_router)
+    app.include_router(admin_router)
     app.include_router(ops_router)
     return app

@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
+from app.billing import service as billing
 from app.billing.pricing import estimate_usd
 from app.ids import new_id
 from app.jobs import repository as repo
@@ -98,6 +99,7 @@ async def create_job(
         return existing, False
     await _vet_callback_url(rt, body.callback_url)
     job = _new_job(rt, principal, body, key, digest)
+    await billing.reserve(session, principal.client_id, job.cost_estimated_usd, job.created_at)
     if not await repo.insert_job_once(session, job):
         # A concurrent request with the same key won the insert; answer with its job.
         winner = await _replay(session, principal.client_id, key or "", digest)

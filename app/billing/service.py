@@ -1,0 +1,74 @@
+"""Budgets (a reservation at create) and usage reports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.billing import repository as repo
+from app.billing.schemas import Usage, UsageTotals
+from app.errors import PaymentRequired
+
+LIVE = frozenset(repo.LIVE)
+
+
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+async def reserve(
+    session: AsyncSession, client_id: str, estimate_usd: Decimal, now: datetime
+) -> None:
+    """Refuse a job whose estimate would take the month past the client's budget.
+
+    Holding the client's row lock until commit makes the check and the insert of the job
+    (whose estimate is the reservation) one step for concurrent creates."""
+    client = await repo.lock_client(session, client_id)
+    if client is None or client.monthly_budget_usd is None:
+        return
+    committed = await repo.committed_usd(session, client_id, month_start(now))
+    if committed + estimate_usd > client.monthly_budget_usd:
+        raise PaymentRequired(
+            f"this job's estimate of ${estimate_usd} would bring the month to "
+            f"${committed + estimate_usd}, over the budget of ${client.monthly_budget_usd}",
+            budget_usd=float(client.monthly_budget_usd),
+            committed_usd=float(committed),
+            estimate_usd=float(estimate_usd),
+        )
+
+
+def _totals(rows: list[dict[str, Any]]) -> UsageTotals:
+    jobs: dict[str, int] = defaultdict(int)
+    seconds, billed, in_flight = 0, Decimal(0), Decimal(0)
+    for row in rows:
+        jobs[row["status"]] += row["count"]
+        seconds += row["billed_seconds"]
+        billed += row["billed_usd"]
+        if row["status"] in LIVE:
+            in_flight += row["estimated_usd"]
+    return UsageTotals(
+        jobs=dict(jobs),
+        billed_seconds=seconds,
+        billed_usd=float(billed),
+        estimated_usd_in_flight=float(in_flight),
+    )
+
+
+async def usage(
+    session: AsyncSession, client_id: str | None, start: datetime, end: datetime
+) -> Usage:
+    rows = await repo.usage_rows(session, client_id, start, end)
+    by_client: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_client[row["client_id"]].append(row)
+    return Usage(
+        **{"from": start, "to": end},
+        client_id=client_id,
+        currency="USD",
+        **_totals(rows).model_dump(),
+        clients={cid: _totals(r) for cid, r in by_client.items()} if client_id is None else None,
+    )
