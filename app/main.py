@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 
@@ -22,6 +24,11 @@ from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
 from app.jobs.router import router as jobs_router
 from app.logging import configure_logging
+from app.media.errors import MediaError
+from app.media.router import MediaContext, media_error_handler
+from app.media.router import router as media_router
+from app.media.storage import LocalStorage
+from app.media.upload_router import router as upload_router
 from app.net import UrlPolicy, make_safe_client
 from app.ops.admin import router as admin_router
 from app.ops.router import router as ops_router
@@ -76,6 +83,12 @@ async def build_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
+def media_context(settings: Settings) -> MediaContext:
+    # A key of its own for media links, derived so that one secret setting suffices.
+    signing = hmac.new(settings.secret_bytes, b"media-links", hashlib.sha256).digest()
+    return MediaContext(LocalStorage(settings.media_root), signing, settings.public_base_url)
+
+
 def start_workers(rt: Runtime, stop: asyncio.Event) -> tuple[list[asyncio.Task[None]], Dispatcher]:
     channels = [repo.CHANNEL_SUBMIT, repo.CHANNEL_POLL, delivery_repo.CHANNEL_DELIVER]
     wakeups = Wakeups(asyncpg_dsn(rt.database_url), channels)
@@ -109,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = await build_runtime(active)
         app.state.runtime = runtime
         app.state.session_factory = runtime.session_factory
+        app.state.media = media_context(active)
         stop = asyncio.Event()
         tasks, dispatcher = (
             start_workers(runtime, stop) if active.role in ("worker", "all") else ([], None)
@@ -132,9 +146,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_exception_handler(MediaError, media_error_handler)
     app.include_router(jobs_router)
     app.include_router(delivery_router)
     app.include_router(inbound_router)
+    app.include_router(upload_router)
+    app.include_router(media_router)
     app.include_router(billing_router)
     app.include_router(admin_router)
     app.include_router(ops_router)

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     result_link_ttl_s: float = 24 * 3600.0
 
     url_allowlist_cidrs: list[str] = Field(default_factory=list)
+    media_dir: Path | None = None
+    upload_ttl_s: float = 7 * 86400.0
+    upload_max_bytes: int | None = None
 
     webhook_timeout_s: float = 10.0
     webhook_retry_schedule_s: list[float] = Field(
@@ -121,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def is_dev_like(self) -> bool:
         return self.environment is not Environment.prod
+
+    @property
+    def media_root(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)

@@ -25,6 +25,8 @@ from app.jobs.errors import (
 from app.jobs.schemas import JobCreate, JobEventList, JobEventOut, JobList
 from app.jobs.state import Command, JobStatus
 from app.jobs.views import to_out
+from app.media.router import MediaContext
+from app.media.service import resolve_upload
 from app.models import Job
 from app.net import UrlRejected, resolve_and_vet
 from app.providers.base import ProviderError, TaskStatus
@@ -56,11 +58,34 @@ async def _replay(session: AsyncSession, client_id: str, key: str, digest: str) 
     return existing
 
 
+async def _media_urls(
+    session: AsyncSession, media: MediaContext, client_id: str, body: JobCreate
+) -> tuple[str, str, float | None]:
+    """(image_url, video_url, video duration when known): uploads become signed links."""
+    orientation, now = body.model_params.character_orientation, transitions.utcnow()
+    urls: list[str] = []
+    duration_s: float | None = None
+    for kind, (source, value) in (("image", body.image_source()), ("video", body.video_source())):
+        if source == "url":
+            urls.append(value)
+            continue
+        resolved = await resolve_upload(session, media, client_id, value, kind, orientation, now)
+        urls.append(resolved.url)
+        duration_s = resolved.duration_s if kind == "video" else duration_s
+    return urls[0], urls[1], duration_s
+
+
 def _new_job(
-    rt: Runtime, principal: Principal, body: JobCreate, key: str | None, digest: str
+    rt: Runtime,
+    principal: Principal,
+    body: JobCreate,
+    key: str | None,
+    digest: str,
+    media: tuple[str, str, float | None],
 ) -> Job:
     now = transitions.utcnow()
     orientation = body.model_params.character_orientation
+    image_url, video_url, duration_s = media
     return Job(
         id=new_id("job"),
         client_id=principal.client_id,
@@ -71,8 +96,8 @@ def _new_job(
         quality=body.quality,
         prompt=body.prompt,
         model_params=body.model_params.model_dump(mode="json", exclude_none=True),
-        image_url=body.image_source()[1],
-        video_url=body.video_source()[1],
+        image_url=image_url,
+        video_url=video_url,
         callback_url=body.callback_url,
         metadata_=body.metadata,
         idempotency_key=key,
@@ -82,7 +107,9 @@ def _new_job(
         poll_attempts=0,
         submit_unknown=False,
         callback_registered=False,
-        cost_estimated_usd=estimate_usd(rt.settings.providers, body.quality, orientation, None),
+        cost_estimated_usd=estimate_usd(
+            rt.settings.providers, body.quality, orientation, duration_s
+        ),
         next_attempt_at=now,
         deadline_at=now + timedelta(seconds=rt.settings.job_deadline_s),
         created_at=now,
@@ -91,14 +118,20 @@ def _new_job(
 
 
 async def create_job(
-    session: AsyncSession, rt: Runtime, principal: Principal, body: JobCreate, key: str | None
+    session: AsyncSession,
+    rt: Runtime,
+    media: MediaContext,
+    principal: Principal,
+    body: JobCreate,
+    key: str | None,
 ) -> tuple[Job, bool]:
     """Returns (job, created). A repeated Idempotency-Key returns the first job."""
     digest = request_hash(body)
     if key is not None and (existing := await _replay(session, principal.client_id, key, digest)):
         return existing, False
     await _vet_callback_url(rt, body.callback_url)
-    job = _new_job(rt, principal, body, key, digest)
+    urls = await _media_urls(session, media, principal.client_id, body)
+    job = _new_job(rt, principal, body, key, digest, urls)
     await billing.reserve(session, principal.client_id, job.cost_estimated_usd, job.created_at)
     if not await repo.insert_job_once(session, job):
         # A concurrent request with the same key won the insert; answer with its job.

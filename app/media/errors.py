@@ -39,6 +39,7 @@ class MediaRejected(MediaError):
         # `limit` travels in the problem body so a client can fix its file without
         # parsing `detail`.
         extra: dict[str, Any] = {} if limit is None else {"limit": limit}
+        extra["errors"] = [{"loc": ["body", "file"], "msg": message}]  # every 422 lists errors
         super().__init__(message, code=code, **extra)
         self.limit = limit
 

@@ -2,6 +2,7 @@
 
 from app.models.client import ApiKey, Client
 from app.models.job import Job, JobEvent
+from app.models.upload import Upload
 from app.models.upstream_callback import UpstreamCallback
 from app.models.webhook import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
@@ -13,6 +14,7 @@ __all__ = [
     "Event",
     "Job",
     "JobEvent",
+    "Upload",
     "UpstreamCallback",
     "WebhookEndpoint",
 ]

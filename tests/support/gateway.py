@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -46,6 +48,7 @@ def gateway_settings(database_url: str, simulator_url: str, **overrides: object)
         "webhook_circuit_open_s": 0.5,
         "webhook_circuit_open_max_s": 1.0,
         "log_level": "WARNING",
+        "media_dir": Path(tempfile.gettempdir()) / "motion-gateway-test-media",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
