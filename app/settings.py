@@ -46,7 +46,11 @@ def _default_providers() -> list[ProviderConfig]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MGW_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="MGW_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,  # `NAME=` as in .env.example means "the default"
     )
 
     environment: Environment = Environment.dev
@@ -106,7 +110,6 @@ class Settings(BaseSettings):
     webhook_log_retention_s: float = 30 * 86400.0
     webhook_ca_bundle: str | None = None
     dispatcher_concurrency: int = 32
-    max_metadata_bytes: int = 4096
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_prod(self) -> Settings:

@@ -16,6 +16,7 @@ from app.inbound.tokens import token_is_valid
 from app.jobs import repository as repo
 from app.jobs import transitions
 from app.models import UpstreamCallback
+from app.ops.metrics import CALLBACKS_RECEIVED
 from app.providers.base import ProviderError
 from app.runtime import Runtime
 
@@ -46,7 +47,9 @@ async def receive(
         claimed_status=snapshot.status.value,
     )
     if not await repo.store_callback(session, row):
+        CALLBACKS_RECEIVED.labels(provider=provider, outcome="repeat").inc()
         return False
+    CALLBACKS_RECEIVED.labels(provider=provider, outcome="new").inc()
     due = await repo.hint_task(
         session,
         job_id=job_id,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -54,3 +58,19 @@ DELIVERY_BACKLOG_AGE = Gauge(
     ["endpoint_state"],
     registry=REGISTRY,
 )
+
+
+@contextmanager
+def upstream_call(provider: str, op: str) -> Iterator[None]:
+    """Count and time one upstream call; the outcome is "ok" or the exception's class name
+    (a small fixed set: the adapters raise only the ProviderError family)."""
+    started = time.monotonic()
+    outcome = "ok"
+    try:
+        yield
+    except Exception as exc:
+        outcome = type(exc).__name__
+        raise
+    finally:
+        UPSTREAM_LATENCY.labels(provider=provider, op=op).observe(time.monotonic() - started)
+        UPSTREAM_CALLS.labels(provider=provider, op=op, outcome=outcome).inc()

@@ -78,6 +78,7 @@ def build_registry(settings: Settings, client: httpx.AsyncClient) -> ProviderReg
             api_key=config.api_key,
             client=client,
             timeout_s=settings.provider_submit_timeout_s,
+            query_timeout_s=settings.provider_query_timeout_s,
         )
         entries.append(
             ProviderEntry(

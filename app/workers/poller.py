@@ -11,6 +11,7 @@ from app.db.engine import transaction
 from app.jobs import reconcile, transitions
 from app.jobs import repository as repo
 from app.jobs.state import TERMINAL, Command, JobStatus
+from app.ops.metrics import upstream_call
 from app.providers.base import PermanentError, ProviderError, RetryableError, TaskSnapshot
 from app.runtime import Runtime
 
@@ -55,7 +56,8 @@ async def poll_one(rt: Runtime, item: PollItem) -> None:
         return
     await entry.bucket.acquire()
     try:
-        snapshot = await entry.adapter.fetch(item.task_id)
+        with upstream_call(entry.name, "fetch"):
+            snapshot = await entry.adapter.fetch(item.task_id)
     except ProviderError as exc:
         if isinstance(exc, RetryableError) and exc.retry_after_s:
             entry.bucket.pause(exc.retry_after_s)

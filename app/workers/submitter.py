@@ -13,6 +13,7 @@ from app.jobs import reconcile, transitions
 from app.jobs import repository as repo
 from app.jobs.state import Command, JobStatus
 from app.models import Job
+from app.ops.metrics import upstream_call
 from app.providers.base import (
     AmbiguousError,
     PermanentError,
@@ -109,7 +110,8 @@ async def step(rt: Runtime) -> int:
 async def send(rt: Runtime, attempt: Attempt) -> None:
     entry = attempt.entry
     try:
-        snapshot = await entry.adapter.submit(attempt.request)
+        with upstream_call(entry.name, "submit"):
+            snapshot = await entry.adapter.submit(attempt.request)
     except ProviderError as exc:
         if not isinstance(exc, PermanentError) or exc.code in PROVIDER_SIDE_CODES:
             entry.breaker.record_failure()

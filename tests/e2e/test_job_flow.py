@@ -45,6 +45,7 @@ async def test_job_succeeds_end_to_end_with_a_playable_result(
         assert job["cost"]["billed"] == pytest.approx(0.567)  # 5 s × $0.1134
         assert job["completed_at"] is not None
         video = await http.get(job["result"]["video_url"])
+        metrics = (await http.get("/metrics")).text
     assert video.status_code == 200
     assert _decode_frames(video.content) > 0
     statuses = [e["to_status"] for e in history]
@@ -52,6 +53,13 @@ async def test_job_succeeds_end_to_end_with_a_playable_result(
     assert statuses[-1] == "succeeded"
     assert_history_is_clean(history)
     assert submissions_per_job(simulator)[job_id] == 1
+    for sample in (
+        'mgw_upstream_calls_total{op="submit",outcome="ok",provider="simulator"}',
+        'mgw_upstream_calls_total{op="fetch",outcome="ok",provider="simulator"}',
+        'mgw_upstream_callbacks_total{outcome="new",provider="simulator"}',
+        'mgw_job_transitions_total{source="poll",to_status="succeeded"}',
+    ):
+        assert sample in metrics, sample
 
 
 async def test_dropped_callbacks_are_recovered_by_the_poller(

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Environment, Settings
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+
+
+def _documented() -> set[str]:
+    names = re.findall(r"^([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), flags=re.M)
+    return set(names)
+
+
+def test_env_example_documents_every_setting() -> None:
+    expected = {
+        "DATABASE_URL"
+        if name == "database_url"
+        else "PUBLIC_BASE_URL"
+        if name == "public_base_url"
+        else f"MGW_{name.upper()}"
+        for name in Settings.model_fields
+    }
+    assert expected == _documented()
+
+
+def test_prod_refuses_placeholder_secret_and_missing_database() -> None:
+    with pytest.raises(ValidationError, match="MGW_SECRET_KEY"):
+        Settings(environment=Environment.prod, database_url="postgresql://x/y")
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings(environment=Environment.prod, secret_key="s" * 40)
+    ok = Settings(
+        environment=Environment.prod, secret_key="s" * 40, database_url="postgresql://x/y"
+    )
+    assert not ok.is_dev_like
+
+
+def test_env_example_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.providers[0].name == "simulator"
+    assert settings.webhook_retry_schedule_s[-1] == 36000
