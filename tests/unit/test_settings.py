@@ -44,6 +44,6 @@ def test_env_example_parses(monkeypatch: pytest.MonkeyPatch) -> None:
         if line and not line.startswith("#"):
             name, _, value = line.partition("=")
             monkeypatch.setenv(name, value)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.providers[0].name == "simulator"
     assert settings.webhook_retry_schedule_s[-1] == 36000
