@@ -27,10 +27,13 @@ from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Refusals that are about our account with this provider, not about the job: try another.
-PROVIDER_SIDE_CODES = frozenset(
-    {"authentication_error", "insufficient_quota_error", "permission_error", "unauthorized"}
-)
+# Refusals about our account with this provider (auth, quota, permission), not about the
+# job: another provider may well take it.
+PROVIDER_SIDE_STATUSES = frozenset({401, 402, 403})
+
+
+def provider_side(exc: ProviderError) -> bool:
+    return exc.status_code in PROVIDER_SIDE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ async def send(rt: Runtime, attempt: Attempt) -> None:
         with upstream_call(entry.name, "submit"):
             snapshot = await entry.adapter.submit(attempt.request)
     except ProviderError as exc:
-        if not isinstance(exc, PermanentError) or exc.code in PROVIDER_SIDE_CODES:
+        if not isinstance(exc, PermanentError) or provider_side(exc):
             entry.breaker.record_failure()
         await record_failure(rt, attempt, exc)
         return
@@ -131,10 +134,17 @@ async def record_success(rt: Runtime, attempt: Attempt, snapshot: TaskSnapshot) 
         job = await repo.lock_job(session, attempt.job_id)
         if job is None:
             return
-        if job.provider_task_id is None:
-            job.provider_task_id = snapshot.task_id
         if JobStatus(job.status) is not JobStatus.submitting:
+            if job.provider_task_id != snapshot.task_id:
+                log.warning(
+                    "job %s moved on with task %s; the create answered %s",
+                    job.id,
+                    job.provider_task_id,
+                    snapshot.task_id,
+                )
             return  # an early callback or an operator already moved it on
+        # The create's answer is authoritative over a task id adopted from a callback.
+        job.provider_task_id = snapshot.task_id
         job.estimated_time_s = snapshot.estimated_time_s
         job.locked_until = None
         job.next_poll_at = reconcile.first_poll_at(
@@ -166,7 +176,7 @@ async def record_failure(rt: Runtime, attempt: Attempt, exc: ProviderError) -> N
                 "submit of %s to %s has an unknown outcome: %s", job.id, attempt.entry.name, exc
             )
             return
-        if isinstance(exc, PermanentError) and exc.code not in PROVIDER_SIDE_CODES:
+        if isinstance(exc, PermanentError) and not provider_side(exc):
             job.error_code, job.error_message = exc.code, exc.message
             await transitions.command(session, job, Command.fail, source="submitter", detail=detail)
             return

@@ -122,7 +122,17 @@ async def test_query_failures_with_dropped_callbacks_still_finish(
     assert counts[job["id"]] == 1
 
 
-async def test_failover_to_the_next_cheapest_provider(database_url: str) -> None:
+@pytest.mark.parametrize(
+    "down",
+    [
+        pytest.param({"status": 503}, id="unavailable"),
+        pytest.param({"status": 402, "code": "insufficient_quota_error"}, id="out-of-quota"),
+        pytest.param({"status": 401, "code": "invalid_api_key"}, id="bad-key"),
+    ],
+)
+async def test_failover_to_the_next_cheapest_provider(
+    database_url: str, down: dict[str, Any]
+) -> None:
     cheap_cfg, dear_cfg = fast_simulator_config(), fast_simulator_config()
     async with running_simulator(cheap_cfg) as cheap, running_simulator(dear_cfg) as dear:
         providers = [
@@ -147,7 +157,7 @@ async def test_failover_to_the_next_cheapest_provider(database_url: str) -> None
             providers=providers,
             public_base_url=f"http://127.0.0.1:{free_port()}",
         )
-        await set_faults(cheap, {"create": {"status": 503}})
+        await set_faults(cheap, {"create": down})
         async with running_gateway(settings) as gateway:
             key = await gateway.new_client()
             async with gateway.http(key) as http:
