@@ -69,6 +69,11 @@ async def build_runtime(settings: Settings) -> Runtime:
         verify=settings.webhook_ca_bundle or True,
         user_agent=f"motion-gateway-webhooks/{__version__}",
     )
+    media_client = make_safe_client(
+        url_policy,
+        timeout_s=settings.media_probe_timeout_s,
+        user_agent=f"motion-gateway-media-check/{__version__}",
+    )
     runtime = Runtime(
         settings=settings,
         database_url=database_url,
@@ -78,6 +83,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         url_policy=url_policy,
         upstream_client=upstream_client,
         webhook_client=webhook_client,
+        media_client=media_client,
     )
     runtime.callback = await check_callback_mode(settings)
     return runtime
@@ -136,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if dispatcher is not None:
                 await dispatcher.drain(grace_s=2.0)
             await runtime.webhook_client.aclose()
+            await runtime.media_client.aclose()
             await runtime.upstream_client.aclose()
             await runtime.engine.dispose()
 

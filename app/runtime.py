@@ -33,6 +33,7 @@ class Runtime:
     url_policy: UrlPolicy
     upstream_client: httpx.AsyncClient
     webhook_client: httpx.AsyncClient
+    media_client: httpx.AsyncClient
     callback: CallbackMode = field(default_factory=CallbackMode)
 
     @property

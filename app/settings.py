@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,8 @@ class Settings(BaseSettings):
     media_dir: Path | None = None
     upload_ttl_s: float = 7 * 86400.0
     upload_max_bytes: int | None = None
+    media_url_probe: Literal["off", "best_effort", "strict"] = "best_effort"
+    media_probe_timeout_s: float = 20.0
 
     webhook_timeout_s: float = 10.0
     webhook_retry_schedule_s: list[float] = Field(

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Client, Job
@@ -14,12 +14,19 @@ from app.models import Client, Job
 LIVE = ("queued", "submitting", "submitted", "processing")
 
 
-async def lock_client(session: AsyncSession, client_id: str) -> Client | None:
-    """Serialises budget checks of one client, so concurrent creates cannot overspend."""
-    stmt = select(Client).where(Client.id == client_id).with_for_update()
-    return (
-        await session.execute(stmt.execution_options(populate_existing=True))
-    ).scalar_one_or_none()
+async def budget_of(session: AsyncSession, client_id: str) -> Decimal | None:
+    stmt = select(Client.monthly_budget_usd).where(Client.id == client_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def lock_budget(session: AsyncSession, client_id: str) -> None:
+    """Serialise the budget checks of one client until commit, so concurrent creates cannot
+    overspend. An advisory lock, not `FOR UPDATE` on the client row: every insert that
+    references the client takes a key-share lock on that row, and mixing the two deadlocks."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('budget:' || :c, 0))"),
+        {"c": client_id},
+    )
 
 
 async def committed_usd(session: AsyncSession, client_id: str, since: datetime) -> Decimal:

@@ -25,17 +25,20 @@ async def reserve(
 ) -> None:
     """Refuse a job whose estimate would take the month past the client's budget.
 
-    Holding the client's row lock until commit makes the check and the insert of the job
-    (whose estimate is the reservation) one step for concurrent creates."""
-    client = await repo.lock_client(session, client_id)
-    if client is None or client.monthly_budget_usd is None:
+    The lock is held until commit, which makes the check and the insert of the job (whose
+    estimate is the reservation) one step for concurrent creates of the same client."""
+    if await repo.budget_of(session, client_id) is None:
+        return
+    await repo.lock_budget(session, client_id)
+    budget = await repo.budget_of(session, client_id)  # read again under the lock
+    if budget is None:
         return
     committed = await repo.committed_usd(session, client_id, month_start(now))
-    if committed + estimate_usd > client.monthly_budget_usd:
+    if committed + estimate_usd > budget:
         raise PaymentRequired(
             f"this job's estimate of ${estimate_usd} would bring the month to "
-            f"${committed + estimate_usd}, over the budget of ${client.monthly_budget_usd}",
-            budget_usd=float(client.monthly_budget_usd),
+            f"${committed + estimate_usd}, over the budget of ${budget}",
+            budget_usd=float(budget),
             committed_usd=float(committed),
             estimate_usd=float(estimate_usd),
         )

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +26,10 @@ from app.jobs.errors import (
 from app.jobs.schemas import JobCreate, JobEventList, JobEventOut, JobList
 from app.jobs.state import Command, JobStatus
 from app.jobs.views import to_out
+from app.media.probe import VideoInfo
+from app.media.remote import probe_url
 from app.media.router import MediaContext
-from app.media.service import resolve_upload
+from app.media.service import LIMITS, resolve_upload
 from app.models import Job
 from app.net import UrlRejected, resolve_and_vet
 from app.providers.base import ProviderError, TaskStatus
@@ -59,14 +62,24 @@ async def _replay(session: AsyncSession, client_id: str, key: str, digest: str) 
 
 
 async def _media_urls(
-    session: AsyncSession, media: MediaContext, client_id: str, body: JobCreate
+    session: AsyncSession, rt: Runtime, media: MediaContext, client_id: str, body: JobCreate
 ) -> tuple[str, str, float | None]:
-    """(image_url, video_url, video duration when known): uploads become signed links."""
+    """(image_url, video_url, video duration when known): URLs are probed against the model's
+    limits where they can be fetched, uploads become signed links."""
     orientation, now = body.model_params.character_orientation, transitions.utcnow()
     urls: list[str] = []
     duration_s: float | None = None
-    for kind, (source, value) in (("image", body.image_source()), ("video", body.video_source())):
+    sources: tuple[tuple[Literal["image", "video"], tuple[str, str]], ...] = (
+        ("image", body.image_source()),
+        ("video", body.video_source()),
+    )
+    for kind, (source, value) in sources:
         if source == "url":
+            info = await probe_url(
+                rt.media_client, value, kind, orientation, LIMITS, rt.settings.media_url_probe
+            )
+            if isinstance(info, VideoInfo):
+                duration_s = info.duration_s
             urls.append(value)
             continue
         resolved = await resolve_upload(session, media, client_id, value, kind, orientation, now)
@@ -130,7 +143,7 @@ async def create_job(
     if key is not None and (existing := await _replay(session, principal.client_id, key, digest)):
         return existing, False
     await _vet_callback_url(rt, body.callback_url)
-    urls = await _media_urls(session, media, principal.client_id, body)
+    urls = await _media_urls(session, rt, media, principal.client_id, body)
     job = _new_job(rt, principal, body, key, digest, urls)
     await billing.reserve(session, principal.client_id, job.cost_estimated_usd, job.created_at)
     if not await repo.insert_job_once(session, job):

@@ -1,0 +1,104 @@
+"""Probe media given by URL before any money is spent.
+
+`best_effort` (the default): when the file can be fetched, it must pass the model's limits
+(422 otherwise); when it cannot (no route, 404, refused by the URL policy, too slow) the
+job goes ahead and the provider judges it. `strict`: a file that cannot be fetched is a
+422 too. `off`: URLs are not fetched at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from app.errors import Unprocessable
+from app.media.errors import MediaRejected
+from app.media.limits import MediaLimits
+from app.media.probe import (
+    ImageInfo,
+    MediaInfo,
+    VideoInfo,
+    aprobe_image,
+    aprobe_video,
+    check_image,
+    check_video,
+)
+from app.net import UrlRejected
+
+log = logging.getLogger(__name__)
+
+ProbeMode = Literal["off", "best_effort", "strict"]
+WRITE_BATCH_BYTES = 1 << 20
+
+
+class MediaUnreachable(Unprocessable):
+    code = "media_unreachable"
+
+
+async def _download(
+    client: httpx.AsyncClient, url: str, dest: Path, max_bytes: int, kind: str
+) -> None:
+    async with client.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise MediaUnreachable(f"{kind} URL answered HTTP {response.status_code}")
+        declared = int(response.headers.get("content-length") or 0)
+        if declared > max_bytes:
+            raise MediaRejected(
+                f"{kind}_too_large", f"the {kind} is {declared} bytes", limit=max_bytes
+            )
+        size, batch = 0, bytearray()
+        fh = await asyncio.to_thread(dest.open, "wb")
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise MediaRejected(
+                        f"{kind}_too_large",
+                        f"the {kind} is over {max_bytes} bytes",
+                        limit=max_bytes,
+                    )
+                batch += chunk
+                if len(batch) >= WRITE_BATCH_BYTES:
+                    await asyncio.to_thread(fh.write, bytes(batch))
+                    batch.clear()
+            await asyncio.to_thread(fh.write, bytes(batch))
+        finally:
+            await asyncio.to_thread(fh.close)
+
+
+async def probe_url(
+    client: httpx.AsyncClient,
+    url: str,
+    kind: Literal["image", "video"],
+    orientation: str,
+    limits: MediaLimits,
+    mode: ProbeMode,
+) -> MediaInfo | None:
+    """The probed file's info, None when it was not (or could not be) probed."""
+    if mode == "off":
+        return None
+    max_bytes = limits.image_max_bytes if kind == "image" else limits.video_max_bytes
+    with tempfile.TemporaryDirectory(prefix="mgw-probe-") as folder:
+        path = Path(folder) / kind
+        try:
+            await _download(client, url, path, max_bytes, kind)
+            info: ImageInfo | VideoInfo = await (
+                aprobe_image(path) if kind == "image" else aprobe_video(path)
+            )
+        except (httpx.HTTPError, UrlRejected, MediaUnreachable) as exc:
+            if mode == "strict":
+                raise MediaUnreachable(
+                    f"could not fetch the {kind} to check it: {exc}", loc=["body", f"{kind}_url"]
+                ) from exc
+            log.info("%s URL not probed (%s); the provider will judge it", kind, exc)
+            return None
+    if isinstance(info, ImageInfo):
+        check_image(info, limits)
+    else:
+        check_video(info, limits, orientation)
+    return info
