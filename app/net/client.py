@@ -31,7 +31,7 @@ def make_safe_client(
     it on shutdown; ``resolver`` exists so tests can point names at loopback servers.
     """
     transport = SafeTransport(
-        policy, ssl_context=_ssl_context(verify), resolver=resolver, limits=limits
+        policy, ssl_context=ssl_context_for(verify), resolver=resolver, limits=limits
     )
     return httpx.AsyncClient(
         transport=transport,
@@ -43,7 +43,7 @@ def make_safe_client(
     )
 
 
-def _ssl_context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
+def ssl_context_for(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
     """True: certifi's CAs; a str: a CA bundle file or directory; False: no checks."""
     if isinstance(verify, ssl.SSLContext):
         return verify

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
-import ssl
 import time
 from typing import Any
 
 import httpx
 
+from app.net.client import ssl_context_for
 from app.simulator.callbacks import CallbackSender, check_callback_url
 from app.simulator.config import SimulatorConfig
 from app.simulator.errors import SimulatorError
@@ -28,16 +27,6 @@ def _fault_error(rule: RequestFault) -> SimulatorError:
         headers["Retry-After"] = str(math.ceil(rule.retry_after))
     message = rule.message or f"simulated fault: HTTP {status}"
     return SimulatorError(status, message, code=rule.code, headers=headers)
-
-
-def _ssl_context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if isinstance(verify, str):
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    return httpx.create_ssl_context(verify=verify)
 
 
 def _not_found(task_id: str) -> SimulatorError:
@@ -66,7 +55,7 @@ class Simulator:
         self._stopping.clear()
         self._result_mp4 = await asyncio.to_thread(render_result_mp4)
         # Loading CA files is blocking I/O: build the TLS context off the event loop.
-        verify = await asyncio.to_thread(_ssl_context, self.config.callback_verify)
+        verify = await asyncio.to_thread(ssl_context_for, self.config.callback_verify)
         self._client = httpx.AsyncClient(
             verify=verify,
             timeout=self.config.callback_timeout_s,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -19,11 +20,27 @@ from app.settings import Environment, ProviderConfig, Settings
 from app.simulator.testing import RunningServer, start_server
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port *below* the ephemeral range. A port the kernel can hand out as the source
+    port of an outgoing connection (asyncpg over TCP opens many) may be taken while a killed
+    gateway is down, and its restart on the same port would then fail to bind."""
+    low = min(_ephemeral_low(), 32768)
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def gateway_settings(database_url: str, simulator_url: str, **overrides: object) -> Settings:

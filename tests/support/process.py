@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -44,12 +45,13 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, timeout_s: float = 30.0) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix="gateway-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
             cwd=ROOT,
             env=settings_env(self.settings),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         async with asyncio.timeout(timeout_s), httpx.AsyncClient() as http:
             while True:
@@ -59,7 +61,8 @@ class GatewayProcess:
                 except httpx.TransportError:
                     pass
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"gateway exited with {self.proc.returncode}")
+                    tail = Path(self.log.name).read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{tail}")
                 await asyncio.sleep(0.1)
 
     def kill(self) -> None:

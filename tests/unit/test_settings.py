@@ -28,11 +28,14 @@ def test_env_example_documents_every_setting() -> None:
     assert expected == _documented()
 
 
-def test_prod_refuses_placeholder_secret_and_missing_database() -> None:
+def test_prod_refuses_placeholder_secret_and_missing_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the suite may run with one set
     with pytest.raises(ValidationError, match="MGW_SECRET_KEY"):
         Settings(environment=Environment.prod, database_url="postgresql://x/y")
     with pytest.raises(ValidationError, match="DATABASE_URL"):
-        Settings(environment=Environment.prod, secret_key="s" * 40)
+        Settings(environment=Environment.prod, secret_key="s" * 40, _env_file=None)
     ok = Settings(
         environment=Environment.prod, secret_key="s" * 40, database_url="postgresql://x/y"
     )
