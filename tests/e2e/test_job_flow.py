@@ -194,3 +194,26 @@ async def test_poll_only_mode_when_the_callback_url_is_not_public(make_stack: St
     assert ready["callback_mode"] == "poll-only"
     assert job["status"] == "succeeded"
     assert all(t.callback_url is None for t in stack.simulator.simulator.store.all())
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        pytest.param("#sim:early_callback", id="callback-before-create-returns"),
+        pytest.param("#sim:delay_callback=1.5", id="delayed-callback"),
+        pytest.param("#sim:early_callback #sim:dup_callback=3", id="early-and-duplicated"),
+    ],
+)
+async def test_callback_timing_faults_end_in_one_clean_success(
+    gateway: Gateway, simulator: RunningSimulator, prompt: str
+) -> None:
+    key = await gateway.new_client()
+    async with gateway.http(key) as http:
+        job_id = await create_job(http, job_body(prompt=prompt))
+        job = await wait_for_status(http, job_id)
+        history = await events(http, job_id)
+    [task] = simulator.simulator.store.all()
+    assert job["status"] == "succeeded"
+    assert job["provider"]["task_id"] == task.id
+    assert_history_is_clean(history)
+    assert submissions_per_job(simulator)[job_id] == 1

@@ -285,3 +285,40 @@ async def _wait_delivery(http: httpx.AsyncClient, url: str, status: str) -> dict
                 found: dict[str, Any] = data[0]
                 return found
             await asyncio.sleep(0.05)
+
+
+async def test_sustained_failure_disables_the_endpoint_and_says_so(
+    make_stack: StackFactory,
+) -> None:
+    async with (
+        make_stack(webhook_disable_after_s=0.5, webhook_circuit_threshold=100) as stack,
+        running_subscriber(default=Answer(503)) as failing,
+        running_subscriber() as other,
+    ):
+        key = await stack.gateway.new_client()
+        async with stack.gateway.http(key) as http:
+            ep = await endpoint(http, failing.url)
+            other_ep = await endpoint(http, other.url, event_types=["job.failed"])
+            await one_job(stack, http)
+            [notice] = await other.wait_for(1)
+            state = (await http.get(f"/v1/webhook-endpoints/{ep['id']}")).json()
+    assert len(failing.received) >= 2
+    assert state["status"] == "disabled"
+    assert state["disabled_reason"].startswith("every delivery failed since")
+    assert verify(other_ep["secret"], notice)["data"]["endpoint_id"] == ep["id"]
+
+
+async def test_delivery_logs_are_purged_after_the_retention(make_stack: StackFactory) -> None:
+    from app.workers.janitor import Janitor
+
+    async with make_stack(webhook_log_retention_s=0.0) as stack, running_subscriber() as sub:
+        key = await stack.gateway.new_client()
+        async with stack.gateway.http(key) as http:
+            ep = await endpoint(http, sub.url)
+            await one_job(stack, http)
+            await sub.wait_for(1)
+            url = f"/v1/webhook-endpoints/{ep['id']}/deliveries"
+            await _wait_delivery(http, url, "succeeded")
+            await Janitor(stack.gateway.runtime).housekeeping()
+            after = (await http.get(url)).json()["data"]
+    assert after == []
