@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -35,9 +36,8 @@ from app.ops.router import router as ops_router
 from app.providers.registry import build_registry
 from app.runtime import Runtime
 from app.settings import Settings
-from app.workers import janitor, poller, submitter
-from app.workers.dispatcher import Dispatcher
-from app.workers.loop import Wakeups, run_loop
+from app.workers import dispatcher, janitor, poller, submitter
+from app.workers.loop import Pool, Wakeups, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -95,29 +95,37 @@ def media_context(settings: Settings) -> MediaContext:
     return MediaContext(LocalStorage(settings.media_root), signing, settings.public_base_url)
 
 
-def start_workers(rt: Runtime, stop: asyncio.Event) -> tuple[list[asyncio.Task[None]], Dispatcher]:
+def start_workers(rt: Runtime, stop: asyncio.Event) -> tuple[list[asyncio.Task[None]], list[Pool]]:
+    """The LISTEN connection and one loop per worker, each with its pool of in-flight work."""
     channels = [repo.CHANNEL_SUBMIT, repo.CHANNEL_POLL, delivery_repo.CHANNEL_DELIVER]
     wakeups = Wakeups(asyncpg_dsn(rt.database_url), channels)
-    sweep_s = rt.settings.worker_sweep_interval_s
-    janitor_wake = asyncio.Event()
-    deliver_wake = wakeups.events[delivery_repo.CHANNEL_DELIVER]
-    dispatcher = Dispatcher(rt, rt.webhook_client, deliver_wake)
+    wake = wakeups.events
+    sweep_s, size = rt.settings.worker_sweep_interval_s, rt.settings.worker_concurrency
+    submit_pool = Pool(size, wake[repo.CHANNEL_SUBMIT])
+    poll_pool = Pool(size, wake[repo.CHANNEL_POLL])
+    deliver_pool = Pool(rt.settings.dispatcher_concurrency, wake[delivery_repo.CHANNEL_DELIVER])
     loops = [
         wakeups.run(stop),
         run_loop(
             "submitter",
-            lambda: submitter.step(rt),
-            wakeups.events[repo.CHANNEL_SUBMIT],
+            partial(submitter.step, rt, submit_pool),
+            wake[repo.CHANNEL_SUBMIT],
             stop,
             sweep_s,
         ),
         run_loop(
-            "poller", lambda: poller.step(rt), wakeups.events[repo.CHANNEL_POLL], stop, sweep_s
+            "poller", partial(poller.step, rt, poll_pool), wake[repo.CHANNEL_POLL], stop, sweep_s
         ),
-        run_loop("janitor", janitor.Janitor(rt).step, janitor_wake, stop, sweep_s),
-        run_loop("dispatcher", dispatcher.step, deliver_wake, stop, sweep_s),
+        run_loop(
+            "dispatcher",
+            partial(dispatcher.step, rt, rt.webhook_client, deliver_pool),
+            wake[delivery_repo.CHANNEL_DELIVER],
+            stop,
+            sweep_s,
+        ),
+        run_loop("janitor", janitor.Janitor(rt).step, asyncio.Event(), stop, sweep_s),
     ]
-    return [asyncio.create_task(loop) for loop in loops], dispatcher
+    return [asyncio.create_task(loop) for loop in loops], [submit_pool, poll_pool, deliver_pool]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -130,8 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = runtime.session_factory
         app.state.media = media_context(active)
         stop = asyncio.Event()
-        tasks, dispatcher = (
-            start_workers(runtime, stop) if active.role in ("worker", "all") else ([], None)
+        tasks, pools = (
+            start_workers(runtime, stop) if active.role in ("worker", "all") else ([], [])
         )
         log.info("motion-gateway ready (role=%s, callbacks=%s)", active.role, runtime.callback.mode)
         try:
@@ -139,8 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if dispatcher is not None:
-                await dispatcher.drain(grace_s=2.0)
+            await asyncio.gather(*(pool.drain(grace_s=2.0) for pool in pools))
             await runtime.webhook_client.aclose()
             await runtime.media_client.aclose()
             await runtime.upstream_client.aclose()

@@ -1,13 +1,12 @@
 """Deliver due events to subscribers: claimed with SKIP LOCKED, each send its own task.
 
-Sends run as independent tasks under a global cap, and the claim respects a per-endpoint
+Sends run as independent tasks under a global cap (a `Pool`), and the claim respects a per-endpoint
 concurrency cap, a per-endpoint rate limit and a per-endpoint circuit, so one slow or
 dead endpoint can hold at most its own few slots and never the others'.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -30,6 +29,7 @@ from app.net import UrlRejected
 from app.ops.metrics import DELIVERY_ATTEMPTS, DELIVERY_LATENCY
 from app.runtime import Runtime
 from app.settings import Settings
+from app.workers.loop import Pool
 
 log = logging.getLogger(__name__)
 
@@ -267,44 +267,15 @@ async def _endpoint_failed(
         await outbox.enqueue_endpoint_disabled(session, endpoint)
 
 
-class Dispatcher:
-    """Owns the in-flight send tasks; `step` tops them up to the global cap."""
+async def deliver(rt: Runtime, client: httpx.AsyncClient, ob: Outbound) -> None:
+    await record(rt, ob, await send(client, ob))
 
-    def __init__(self, rt: Runtime, client: httpx.AsyncClient, wake: asyncio.Event) -> None:
-        self._rt = rt
-        self._client = client
-        self._wake = wake
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def step(self) -> int:
-        free = self._rt.settings.dispatcher_concurrency - len(self._tasks)
-        if free <= 0:
-            return 0
-        items = await claim(self._rt, free)
-        for ob in items:
-            task = asyncio.create_task(self._deliver(ob))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
-        return len(items)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._wake.set()
-
-    async def _deliver(self, ob: Outbound) -> None:
-        try:
-            outcome = await send(self._client, ob)
-            await record(self._rt, ob, outcome)
-        except Exception:
-            log.exception(
-                "delivery %s failed unexpectedly; its lease will bring it back", ob.delivery_id
-            )
-
-    async def drain(self, grace_s: float) -> None:
-        """Let in-flight sends finish briefly, then cancel: a cancelled send keeps its lease
-        and is retried after it, with the same webhook-id."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_s)
-        for task in set(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+async def step(rt: Runtime, client: httpx.AsyncClient, pool: Pool) -> int:
+    """Top the in-flight sends up to the pool's cap with due deliveries."""
+    if not pool.free:
+        return 0
+    items = await claim(rt, pool.free)
+    for ob in items:
+        pool.spawn(deliver(rt, client, ob), f"delivery {ob.delivery_id}")
+    return len(items)

@@ -75,3 +75,43 @@ async def run_loop(
         )
         for task in pending:
             task.cancel()
+
+
+class Pool:
+    """In-flight work of one loop, as independent tasks under a cap.
+
+    A step claims only as many items as there are free slots and spawns one task each, so a
+    slow call holds its own slot and never the next claim. A finished task wakes the loop.
+    """
+
+    def __init__(self, size: int, wake: asyncio.Event) -> None:
+        self._size = size
+        self._wake = wake
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def free(self) -> int:
+        return max(0, self._size - len(self._tasks))
+
+    def spawn(self, work: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(self._guard(work, name))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def _guard(self, work: Awaitable[None], name: str) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("%s failed; its lease brings the item back", name)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    async def drain(self, grace_s: float) -> None:
+        """Let in-flight work finish briefly, then cancel it: leases bring it back later."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        for task in set(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

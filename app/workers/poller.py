@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +13,7 @@ from app.jobs.state import TERMINAL, Command, JobStatus
 from app.ops.metrics import upstream_call
 from app.providers.base import PermanentError, ProviderError, RetryableError, TaskSnapshot
 from app.runtime import Runtime
+from app.workers.loop import Pool
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,13 @@ class PollItem:
     attempts: int
 
 
-async def claim(rt: Runtime) -> list[PollItem]:
+async def claim(rt: Runtime, limit: int) -> list[PollItem]:
     now = transitions.utcnow()
     async with transaction(rt.session_factory) as session:
         jobs = await repo.claim_due_polls(
             session,
             now=now,
-            limit=rt.settings.worker_concurrency,
+            limit=limit,
             lease_s=rt.settings.worker_lease_s,
         )
         return [
@@ -43,9 +43,12 @@ async def claim(rt: Runtime) -> list[PollItem]:
         ]
 
 
-async def step(rt: Runtime) -> int:
-    items = await claim(rt)
-    await asyncio.gather(*(poll_one(rt, item) for item in items))
+async def step(rt: Runtime, pool: Pool) -> int:
+    if not pool.free:
+        return 0
+    items = await claim(rt, pool.free)
+    for item in items:
+        pool.spawn(poll_one(rt, item), f"poll of {item.job_id}")
     return len(items)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +23,7 @@ from app.providers.base import (
 )
 from app.providers.registry import ProviderEntry
 from app.runtime import Runtime
+from app.workers.loop import Pool
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,12 @@ def _backoff_s(rt: Runtime, attempts: int, retry_after_s: float | None) -> float
     return max(delay, retry_after_s or 0.0)
 
 
-async def claim(rt: Runtime) -> list[Attempt]:
+async def claim(rt: Runtime, limit: int) -> list[Attempt]:
     """Move due queued jobs to `submitting` and commit before any request leaves."""
     now = transitions.utcnow()
     attempts: list[Attempt] = []
     async with transaction(rt.session_factory) as session:
-        for job in await repo.claim_due_submits(
-            session, now=now, limit=rt.settings.worker_concurrency
-        ):
+        for job in await repo.claim_due_submits(session, now=now, limit=limit):
             entry = rt.registry.choose(job.quality, exclude=set(job.providers_tried))
             if entry is None:
                 job.providers_tried = []
@@ -104,9 +102,12 @@ async def claim(rt: Runtime) -> list[Attempt]:
     return attempts
 
 
-async def step(rt: Runtime) -> int:
-    attempts = await claim(rt)
-    await asyncio.gather(*(send(rt, a) for a in attempts))
+async def step(rt: Runtime, pool: Pool) -> int:
+    if not pool.free:
+        return 0
+    attempts = await claim(rt, pool.free)
+    for attempt in attempts:
+        pool.spawn(send(rt, attempt), f"submit of {attempt.job_id}")
     return len(attempts)
 
 
