@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, case, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,37 +100,87 @@ async def attempts_of(session: AsyncSession, delivery_ids: Sequence[str]) -> lis
     return list((await session.execute(stmt)).scalars())
 
 
-async def claim_candidates(
-    session: AsyncSession, *, now: datetime, limit: int
-) -> list[tuple[Delivery, WebhookEndpoint | None, Event]]:
-    """Due deliveries whose destination is open for traffic.
+def _open_for_traffic(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        Delivery.endpoint_id.is_(None),
+        and_(
+            WebhookEndpoint.status == "enabled",
+            WebhookEndpoint.deleted_at.is_(None),
+            or_(
+                WebhookEndpoint.circuit_open_until.is_(None),
+                WebhookEndpoint.circuit_open_until <= now,
+            ),
+        ),
+    )
 
-    `FOR UPDATE OF deliveries SKIP LOCKED`: replicas claiming at once get disjoint rows and
-    never wait on each other. A parked endpoint (disabled, or its circuit open) is filtered
-    out here, so its backlog costs no worker time at all.
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        Delivery.status.in_(LIVE_DELIVERY),
+        Delivery.next_attempt_at <= now,
+        or_(Delivery.locked_until.is_(None), Delivery.locked_until <= now),
+    )
+
+
+async def claim_candidates(
+    session: AsyncSession, *, now: datetime, limit: int, circuit_threshold: int
+) -> list[tuple[Delivery, WebhookEndpoint | None, Event]]:
+    """Due deliveries whose destination has room, oldest first.
+
+    First, without locks, each endpoint's due rows are ranked and only as many as it has
+    free slots (its concurrency cap, 1 while its circuit probes, minus what is in flight)
+    are candidates: a backed-up endpoint cannot fill the claim window and starve the others.
+    Disabled endpoints and open circuits are filtered out, so a parked backlog costs nothing.
+    Then those rows are locked `FOR UPDATE OF deliveries SKIP LOCKED`: replicas claiming at
+    once get disjoint rows and never wait on each other.
     """
+    in_flight = (
+        select(Delivery.endpoint_id, func.count().label("n"))
+        .where(
+            Delivery.endpoint_id.is_not(None),
+            Delivery.status.in_(LIVE_DELIVERY),
+            Delivery.locked_until > now,
+        )
+        .group_by(Delivery.endpoint_id)
+        .cte("in_flight")
+    )
+    cap = case(
+        (Delivery.endpoint_id.is_(None), 1),
+        (WebhookEndpoint.consecutive_failures >= circuit_threshold, 1),
+        else_=WebhookEndpoint.max_concurrency,
+    )
+    ranked = (
+        select(
+            Delivery.id,
+            Delivery.next_attempt_at,
+            func.row_number()
+            .over(
+                partition_by=func.coalesce(Delivery.endpoint_id, Delivery.id),
+                order_by=Delivery.next_attempt_at,
+            )
+            .label("rank"),
+            (cap - func.coalesce(in_flight.c.n, 0)).label("room"),
+        )
+        .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+        .outerjoin(in_flight, in_flight.c.endpoint_id == Delivery.endpoint_id)
+        .where(_due(now), _open_for_traffic(now))
+        .subquery()
+    )
+    picked = (
+        select(ranked.c.id)
+        .where(ranked.c.rank <= ranked.c.room)
+        .order_by(ranked.c.next_attempt_at)
+        .limit(limit)
+    )
+    ids = list((await session.execute(picked)).scalars())
+    if not ids:
+        return []
     stmt = (
         select(Delivery, WebhookEndpoint, Event)
         .join(Event, Event.id == Delivery.event_id)
         .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
-        .where(
-            Delivery.status.in_(LIVE_DELIVERY),
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.locked_until.is_(None), Delivery.locked_until <= now),
-            or_(
-                Delivery.endpoint_id.is_(None),
-                and_(
-                    WebhookEndpoint.status == "enabled",
-                    WebhookEndpoint.deleted_at.is_(None),
-                    or_(
-                        WebhookEndpoint.circuit_open_until.is_(None),
-                        WebhookEndpoint.circuit_open_until <= now,
-                    ),
-                ),
-            ),
-        )
+        .where(Delivery.id.in_(ids), _due(now))
         .order_by(Delivery.next_attempt_at)
-        .limit(limit)
         .with_for_update(of=Delivery, skip_locked=True)
     )
     return [(d, e, ev) for d, e, ev in (await session.execute(stmt)).all()]

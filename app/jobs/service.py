@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -35,6 +36,7 @@ from app.net import UrlRejected, resolve_and_vet
 from app.providers.base import ProviderError, TaskStatus
 from app.runtime import Runtime
 
+MediaKind = Literal["image", "video"]
 _CURSOR_RE = re.compile(r"^job_[0-9a-z]{26}$")
 
 
@@ -65,21 +67,32 @@ async def _media_urls(
     session: AsyncSession, rt: Runtime, media: MediaContext, client_id: str, body: JobCreate
 ) -> tuple[str, str, float | None]:
     """(image_url, video_url, video duration when known): URLs are probed against the model's
-    limits where they can be fetched, uploads become signed links."""
+    limits where they can be fetched (both at once), uploads become signed links."""
     orientation, now = body.model_params.character_orientation, transitions.utcnow()
-    urls: list[str] = []
-    duration_s: float | None = None
-    sources: tuple[tuple[Literal["image", "video"], tuple[str, str]], ...] = (
-        ("image", body.image_source()),
-        ("video", body.video_source()),
-    )
-    for kind, (source, value) in sources:
-        if source == "url":
-            info = await probe_url(
-                rt.media_client, value, kind, orientation, LIMITS, rt.settings.media_url_probe
+    sources: list[tuple[MediaKind, str, str]] = [
+        ("image", *body.image_source()),
+        ("video", *body.video_source()),
+    ]
+    settings = rt.settings
+    probes = await asyncio.gather(
+        *(
+            probe_url(
+                rt.media_client,
+                value,
+                kind,
+                orientation,
+                LIMITS,
+                settings.media_url_probe,
+                settings.media_probe_timeout_s,
             )
-            if isinstance(info, VideoInfo):
-                duration_s = info.duration_s
+            for kind, source, value in sources
+            if source == "url"
+        )
+    )
+    duration_s = next((p.duration_s for p in probes if isinstance(p, VideoInfo)), None)
+    urls: list[str] = []
+    for kind, source, value in sources:
+        if source == "url":
             urls.append(value)
             continue
         resolved = await resolve_upload(session, media, client_id, value, kind, orientation, now)

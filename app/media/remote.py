@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ProbeMode = Literal["off", "best_effort", "strict"]
 WRITE_BATCH_BYTES = 1 << 20
+CONNECT_BUDGET_S = 2.0
 
 
 class MediaUnreachable(Unprocessable):
@@ -41,9 +43,12 @@ class MediaUnreachable(Unprocessable):
 
 
 async def _download(
-    client: httpx.AsyncClient, url: str, dest: Path, max_bytes: int, kind: str
+    client: httpx.AsyncClient, url: str, dest: Path, max_bytes: int, kind: str, timeout_s: float
 ) -> None:
-    async with client.stream("GET", url) as response:
+    # A short budget to resolve and connect: a host that cannot be reached quickly is left
+    # to the provider rather than holding up the create.
+    timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_BUDGET_S, timeout_s))
+    async with client.stream("GET", url, timeout=timeout) as response:
         if response.status_code != 200:
             raise MediaUnreachable(f"{kind} URL answered HTTP {response.status_code}")
         declared = int(response.headers.get("content-length") or 0)
@@ -78,25 +83,29 @@ async def probe_url(
     orientation: str,
     limits: MediaLimits,
     mode: ProbeMode,
+    timeout_s: float,
 ) -> MediaInfo | None:
-    """The probed file's info, None when it was not (or could not be) probed."""
+    """The probed file's info, None when it was not (or could not be) probed.
+    `timeout_s` bounds the whole fetch and probe, not each read."""
     if mode == "off":
         return None
     max_bytes = limits.image_max_bytes if kind == "image" else limits.video_max_bytes
-    with tempfile.TemporaryDirectory(prefix="mgw-probe-") as folder:
-        path = Path(folder) / kind
-        try:
-            await _download(client, url, path, max_bytes, kind)
+    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="mgw-probe-"))
+    try:
+        async with asyncio.timeout(timeout_s):
+            await _download(client, url, folder / kind, max_bytes, kind, timeout_s)
             info: ImageInfo | VideoInfo = await (
-                aprobe_image(path) if kind == "image" else aprobe_video(path)
+                aprobe_image(folder / kind) if kind == "image" else aprobe_video(folder / kind)
             )
-        except (httpx.HTTPError, UrlRejected, MediaUnreachable) as exc:
-            if mode == "strict":
-                raise MediaUnreachable(
-                    f"could not fetch the {kind} to check it: {exc}", loc=["body", f"{kind}_url"]
-                ) from exc
-            log.info("%s URL not probed (%s); the provider will judge it", kind, exc)
-            return None
+    except (httpx.HTTPError, UrlRejected, MediaUnreachable, TimeoutError) as exc:
+        if mode == "strict":
+            raise MediaUnreachable(
+                f"could not fetch the {kind} to check it: {exc!r}", loc=["body", f"{kind}_url"]
+            ) from exc
+        log.info("%s URL not probed (%r); the provider will judge it", kind, exc)
+        return None
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
     if isinstance(info, ImageInfo):
         check_image(info, limits)
     else:

@@ -90,11 +90,15 @@ def _admit(
     return None
 
 
-async def claim(rt: Runtime, limit: int) -> list[Outbound]:
+async def claim(rt: Runtime, limit: int) -> tuple[list[Outbound], datetime | None]:
+    """The sends to make now, and when the earliest rate-limited one falls due."""
     s, now = rt.settings, utcnow()
     out: list[Outbound] = []
+    deferred_until: datetime | None = None
     async with transaction(rt.session_factory) as session:
-        rows = await repo.claim_candidates(session, now=now, limit=limit)
+        rows = await repo.claim_candidates(
+            session, now=now, limit=limit, circuit_threshold=s.webhook_circuit_threshold
+        )
         endpoints = await repo.lock_endpoints(session, list({e.id for _, e, _ in rows if e}))
         in_flight = await repo.in_flight_by_endpoint(session, list(endpoints), now)
         client_secrets = await _client_secrets(
@@ -106,6 +110,8 @@ async def claim(rt: Runtime, limit: int) -> list[Outbound]:
                 later = _admit(endpoint, in_flight, s, now)
                 if later is not None:
                     delivery.next_attempt_at = max(later, delivery.next_attempt_at or now)
+                    if later > now:
+                        deferred_until = min(later, deferred_until or later)
                     continue
             # the lease outlives the send's timeout; a crashed sender's delivery returns after it
             delivery.locked_until = now + timedelta(seconds=s.webhook_timeout_s + 5)
@@ -123,7 +129,7 @@ async def claim(rt: Runtime, limit: int) -> list[Outbound]:
                     attempt=delivery.attempts + 1,
                 )
             )
-    return out
+    return out, deferred_until
 
 
 async def _client_secrets(session: AsyncSession, client_ids: set[str]) -> dict[str, str]:
@@ -275,7 +281,10 @@ async def step(rt: Runtime, client: httpx.AsyncClient, pool: Pool) -> int:
     """Top the in-flight sends up to the pool's cap with due deliveries."""
     if not pool.free:
         return 0
-    items = await claim(rt, pool.free)
+    items, deferred_until = await claim(rt, pool.free)
+    if deferred_until is not None:
+        # wake exactly when the rate limit lets the next one go, not at the next sweep
+        pool.wake_after((deferred_until - utcnow()).total_seconds())
     for ob in items:
         pool.spawn(deliver(rt, client, ob), f"delivery {ob.delivery_id}")
     return len(items)

@@ -104,6 +104,9 @@ class Pool:
         except Exception:
             log.exception("%s failed; its lease brings the item back", name)
 
+    def wake_after(self, delay_s: float) -> None:
+        asyncio.get_running_loop().call_later(max(0.0, delay_s), self._wake.set)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._wake.set()

@@ -176,3 +176,30 @@ async def test_redirects_are_not_followed_at_dial_time(
     assert attempt["status_code"] == 302
     assert "redirect" in attempt["error"]
     assert internal.received == []
+
+
+async def test_a_backlogged_endpoint_cannot_fill_the_claim_window(make_stack: StackFactory) -> None:
+    """The slow endpoint has far more due deliveries than the dispatcher claims at once;
+    the fast endpoint's deliveries must still go out at once (no head-of-line blocking)."""
+    async with (
+        make_stack(dispatcher_concurrency=4) as stack,
+        running_subscriber(default=Answer(200, delay_s=2.0)) as slow,
+        running_subscriber() as fast,
+    ):
+        key = await stack.gateway.new_client()
+        async with stack.gateway.http(key) as http:
+            both = ["job.submitted", "job.succeeded"]
+            await http.post(
+                "/v1/webhook-endpoints",
+                json={"url": slow.url, "event_types": both, "max_concurrency": 1},
+            )
+            ids = [await create_job(http, job_body()) for _ in range(15)]
+            jobs = [await wait_for_status(http, i) for i in ids]
+            await http.post("/v1/webhook-endpoints", json={"url": fast.url})
+            late = await wait_for_status(http, await create_job(http, job_body()))
+            [arrival] = await fast.wait_for(1, timeout_s=20)
+    lag = (arrival.at - datetime.fromisoformat(late["completed_at"])).total_seconds()
+    assert len(jobs) == 15
+    assert len(slow.received) < 30  # the slow endpoint's backlog was still there
+    # ~20 ms here; with head-of-line blocking it was 3 s (docs/benchmarks.md). Generous bound.
+    assert lag < 1.0, lag

@@ -144,13 +144,13 @@ async def test_image_urls_list_form_is_accepted(module_gateway: Gateway) -> None
     body = job_body(
         image_url=None,
         video_url=None,
-        image_urls=["https://m.example/a.png"],
-        video_urls=["https://m.example/b.mp4"],
+        image_urls=["https://203.0.113.20/a.png"],
+        video_urls=["https://203.0.113.20/b.mp4"],
     )
     async with module_gateway.http(key) as http:
         response = await http.post("/v1/jobs", json=body)
     assert response.status_code == 202
-    assert response.json()["image_url"] == "https://m.example/a.png"
+    assert response.json()["image_url"] == "https://203.0.113.20/a.png"
 
 
 async def test_missing_or_unknown_key_is_401(module_gateway: Gateway) -> None:

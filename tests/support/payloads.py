@@ -6,9 +6,11 @@ from typing import Any
 
 
 def job_body(**overrides: Any) -> dict[str, Any]:
+    """A valid create body. Its media URLs are in a documentation range (RFC 5737): the
+    gateway's media check refuses to dial them at once, so no test waits on DNS."""
     body: dict[str, Any] = {
-        "image_url": "https://media.example.com/character.png",
-        "video_url": "https://media.example.com/motion.mp4",
+        "image_url": "https://203.0.113.10/character.png",
+        "video_url": "https://203.0.113.10/motion.mp4",
         "quality": "720p",
         "model_params": {"character_orientation": "image"},
     }
