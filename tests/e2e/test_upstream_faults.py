@@ -10,7 +10,13 @@ import pytest
 from app.settings import ProviderConfig
 from app.simulator.testing import RunningSimulator, running_simulator
 from tests.conftest import StackFactory, fast_simulator_config
-from tests.support.flows import create_job, events, submissions_per_job, wait_for_status
+from tests.support.flows import (
+    assert_history_is_clean,
+    create_job,
+    events,
+    submissions_per_job,
+    wait_for_status,
+)
 from tests.support.gateway import free_port, gateway_settings, running_gateway
 from tests.support.payloads import job_body
 
@@ -49,6 +55,7 @@ async def test_retryable_create_failures_are_retried_and_submitted_once(
     assert job["status"] == "succeeded"
     assert counts[job["id"]] == 1
     assert [e["to_status"] for e in history].count("queued") >= 2  # requeued after the failure
+    assert_history_is_clean(history)
 
 
 async def test_create_timeout_is_reconciled_by_the_callback_not_resubmitted(
