@@ -84,21 +84,23 @@ def _simulator_server(host: str, port: int) -> uvicorn.Server:
 def simulator(
     host: str = "127.0.0.1",
     port: int = 8001,
-    wire: Annotated[str, typer.Option(help="evolink (the aggregator wire format)")] = "evolink",
+    wire: Annotated[
+        str, typer.Option(help="evolink (the aggregator API) | kling (the official Kling API)")
+    ] = "evolink",
     allow_insecure_callbacks: Annotated[
         bool, typer.Option(help="Accept http/loopback callback URLs (dev)")
     ] = True,
 ) -> None:
     """Run the upstream simulator on its own."""
-    if wire != "evolink":
-        raise typer.BadParameter(
-            "only the evolink wire format is simulated so far", param_hint="--wire"
-        )
+    if wire not in ("evolink", "kling"):
+        raise typer.BadParameter("--wire must be evolink or kling", param_hint="--wire")
     from app.simulator.app import create_simulator_app
     from app.simulator.config import SimulatorConfig
 
     config = SimulatorConfig(
-        public_base_url=f"http://{host}:{port}", allow_insecure_callbacks=allow_insecure_callbacks
+        wire="kling" if wire == "kling" else "evolink",
+        public_base_url=f"http://{host}:{port}",
+        allow_insecure_callbacks=allow_insecure_callbacks,
     )
     asyncio.run(_server(create_simulator_app(config), host, port).serve())
 

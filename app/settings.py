@@ -27,13 +27,23 @@ class ProviderConfig(BaseModel):
     """One upstream seller of the model; prices live here, never in code."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    kind: str = Field(default="evolink", pattern=r"^(evolink)$")
+    kind: str = Field(default="evolink", pattern=r"^(evolink|kling)$")
     base_url: str
-    api_key: str
+    api_key: str = ""  # evolink: the bearer key
+    access_key: str = ""  # kling: the JWT's `iss`
+    secret_key: str = ""  # kling: the HS256 signing key
     price_720p_usd_per_s: float = Field(default=0.1134, gt=0)
     price_1080p_usd_per_s: float = Field(default=0.1512, gt=0)
     billing_rounding: str = Field(default="nearest", pattern=r"^(nearest|ceil)$")
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _credentials_for_kind(self) -> ProviderConfig:
+        if self.kind == "evolink" and not self.api_key:
+            raise ValueError(f"provider {self.name}: api_key is required for kind evolink")
+        if self.kind == "kling" and not (self.access_key and self.secret_key):
+            raise ValueError(f"provider {self.name}: access_key and secret_key are required")
+        return self
 
     def price_per_s(self, quality: str) -> float:
         return self.price_1080p_usd_per_s if quality == "1080p" else self.price_720p_usd_per_s

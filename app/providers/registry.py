@@ -67,27 +67,42 @@ class ProviderRegistry:
         }
 
 
-def build_registry(settings: Settings, client: httpx.AsyncClient) -> ProviderRegistry:
-    from app.providers.evolink import EvolinkProvider
+def build_adapter(
+    config: ProviderConfig, settings: Settings, client: httpx.AsyncClient
+) -> Provider:
+    submit_s, query_s = settings.provider_submit_timeout_s, settings.provider_query_timeout_s
+    if config.kind == "kling":
+        from app.providers.kling import KlingProvider
 
-    entries = []
-    for config in settings.providers:
-        adapter = EvolinkProvider(
+        return KlingProvider(
             name=config.name,
             base_url=config.base_url,
-            api_key=config.api_key,
+            access_key=config.access_key,
+            secret_key=config.secret_key,
             client=client,
-            timeout_s=settings.provider_submit_timeout_s,
-            query_timeout_s=settings.provider_query_timeout_s,
+            timeout_s=submit_s,
+            query_timeout_s=query_s,
         )
-        entries.append(
-            ProviderEntry(
-                config=config,
-                adapter=adapter,
-                breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_open_s),
-                bucket=TokenBucket(
-                    settings.upstream_query_rate_per_s, settings.upstream_query_burst
-                ),
-            )
+    from app.providers.evolink import EvolinkProvider
+
+    return EvolinkProvider(
+        name=config.name,
+        base_url=config.base_url,
+        api_key=config.api_key,
+        client=client,
+        timeout_s=submit_s,
+        query_timeout_s=query_s,
+    )
+
+
+def build_registry(settings: Settings, client: httpx.AsyncClient) -> ProviderRegistry:
+    entries = [
+        ProviderEntry(
+            config=config,
+            adapter=build_adapter(config, settings, client),
+            breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_open_s),
+            bucket=TokenBucket(settings.upstream_query_rate_per_s, settings.upstream_query_burst),
         )
+        for config in settings.providers
+    ]
     return ProviderRegistry(entries)

@@ -26,6 +26,15 @@ Global faults: `POST /_sim/faults` with one rule per scope, e.g.
 `count` = the next N matches, omitted = until `DELETE /_sim/faults`. Also
 `GET /_sim/faults`, `GET /_sim/tasks[/{id}]` and
 `POST /_sim/tasks/{id}/complete|fail|cancel`.
+
+With `SimulatorConfig(wire="kling")` it serves the official Kling API instead (§B; see
+`kling_service`): `POST /v1/videos/motion-control`, `GET /v1/videos/motion-control/{id}`,
+HS256 JWT auth (`kling_access_key`/`kling_secret_key`), `{code, message, request_id,
+data}` envelopes, unique `external_task_id`s, and a callback (the bare task object, sent
+once, no retry) on every status change. The directives above still apply, with
+`dup_callback`/`out_of_order` acting on the terminal callback; global request faults may
+also name a Kling `code` and use HTTP 200, e.g. `{"create": {"status": 200, "code": 1102}}`
+(see `kling_faults`).
 """
 
 from app.simulator.app import create_simulator_app, run_simulator

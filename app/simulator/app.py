@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.simulator.admin import build_admin_router
 from app.simulator.config import SimulatorConfig
 from app.simulator.errors import SimulatorError, make_handler
+from app.simulator.kling_app import create_kling_app
 from app.simulator.router import build_router
 from app.simulator.service import Simulator
 
@@ -20,7 +21,10 @@ _GRACEFUL_SHUTDOWN_S = 2
 
 def create_simulator_app(config: SimulatorConfig | None = None) -> FastAPI:
     """A fresh simulated upstream; `app.state.simulator` is its `Simulator` handle."""
-    sim = Simulator(config or SimulatorConfig())
+    config = config or SimulatorConfig()
+    if config.wire == "kling":
+        return create_kling_app(config)
+    sim = Simulator(config)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

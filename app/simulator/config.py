@@ -1,4 +1,4 @@
-"""Configuration of the aggregator simulator (UPSTREAM.md §A)."""
+"""Configuration of the upstream simulator (UPSTREAM.md §A, or §B with `wire="kling"`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ class SimulatorConfig(BaseModel):
     model_config = ConfigDict(
         frozen=True, arbitrary_types_allowed=True, use_attribute_docstrings=True
     )
+
+    wire: Literal["evolink", "kling"] = "evolink"
+    """The wire format served: the aggregator's (§A) or the official Kling API's (§B)."""
 
     public_base_url: str | None = None
     """Base of the result links; None means the base URL the create request came in on."""
@@ -59,3 +62,14 @@ class SimulatorConfig(BaseModel):
 
     user_group: str = "default"
     """Value of `usage.user_group` in task bodies."""
+
+    kling_access_key: str = "sim-kling-access-key"
+    """Kling wire: the access key a JWT must name as `iss`."""
+
+    # A well-known test value of a fake upstream, not a credential.
+    kling_secret_key: str = "sim-kling-secret-key-0123456789abcdef"  # noqa: S105
+    """Kling wire: the HS256 key a JWT must be signed with (32+ bytes, as PyJWT advises)."""
+
+    kling_callback_on_submit: bool = True
+    """Kling wire: also call back when a task is created (`submitted`), not only on later
+    changes; the docs say "on every status change" without saying whether creation is one."""

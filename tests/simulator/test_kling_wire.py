@@ -1,4 +1,4 @@
-"""The simulator on the official Kling wire (UPSTREAM.md §B), over real loopback HTTP."""
+"""The simulator on the official Kling wire (UPSTREAM.md §B): auth, shapes, lifecycle, faults."""
 
 from __future__ import annotations
 
@@ -14,34 +14,22 @@ import jwt
 import pytest
 
 from app.simulator.config import SimulatorConfig
-from app.simulator.kling_testing import kling_client, kling_token, sample_kling_body
-from app.simulator.testing import (
-    CallbackReceiver,
-    RunningSimulator,
-    running_receiver,
-    running_simulator,
-    wait_until,
+from app.simulator.kling_testing import (
+    admin_tasks,
+    fast_kling_config,
+    install_faults,
+    kling_client,
+    kling_token,
+    sample_kling_body,
 )
+from app.simulator.testing import RunningSimulator, running_simulator, wait_until
 
 CREATE = "/v1/videos/motion-control"
-
-KLING_FAST = SimulatorConfig(
-    wire="kling",
-    pending_time_s=0.02,
-    processing_time_s=0.15,
-    callback_timeout_s=2.0,
-    allow_insecure_callbacks=True,
-    fault_hang_s=5.0,
-)
-
-
-def kling_config(**changes: Any) -> SimulatorConfig:
-    return SimulatorConfig.model_validate({**KLING_FAST.model_dump(), **changes})
 
 
 @pytest.fixture
 async def ksim() -> AsyncIterator[RunningSimulator]:
-    async with running_simulator(KLING_FAST) as running:
+    async with running_simulator(fast_kling_config(processing_time_s=0.15)) as running:
         yield running
 
 
@@ -88,15 +76,6 @@ async def admin_task(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     summary: dict[str, Any] = response.json()
     return summary
-
-
-async def set_faults(http: httpx.AsyncClient, rules: dict[str, Any]) -> None:
-    response = await http.post("/_sim/faults", json=rules)
-    assert response.status_code == 200, response.text
-
-
-def statuses(receiver: CallbackReceiver) -> list[str]:
-    return [callback.body["task_status"] for callback in receiver.received]
 
 
 def decode_frame_count(mp4: bytes) -> int:
@@ -318,97 +297,6 @@ async def test_admin_can_end_a_stuck_task(kclient: httpx.AsyncClient) -> None:
     assert again.status_code == 409
 
 
-# --- callbacks -----------------------------------------------------------------------
-
-
-async def test_a_callback_on_every_status_change(kclient: httpx.AsyncClient) -> None:
-    async with running_receiver() as receiver:
-        task = await create_task(kclient, callback_url=receiver.url, external_task_id="job-cb")
-        received = await receiver.wait_for(3)
-        final = await query(kclient, task["task_id"])
-
-    assert statuses(receiver) == ["submitted", "processing", "succeed"]
-    assert received[-1].body == final
-    assert all("code" not in callback.body for callback in received)
-    assert all(cb.body["task_info"] == {"external_task_id": "job-cb"} for cb in received)
-    assert all(callback.headers["content-type"] == "application/json" for callback in received)
-    updated = [callback.body["updated_at"] for callback in received]
-    assert updated == sorted(updated)
-
-
-async def test_no_callback_for_creation_when_configured_so() -> None:
-    config = kling_config(kling_callback_on_submit=False)
-    async with (
-        running_simulator(config) as running,
-        kling_client(running) as http,
-        running_receiver() as receiver,
-    ):
-        await create_task(http, callback_url=receiver.url)
-        await receiver.wait_for(2)
-
-    assert statuses(receiver) == ["processing", "succeed"]
-
-
-async def test_a_failed_callback_is_not_retried(kclient: httpx.AsyncClient) -> None:
-    async with running_receiver([500] * 10) as receiver:
-        task_id = (await create_task(kclient, callback_url=receiver.url))["task_id"]
-        await receiver.wait_for(3)
-        await asyncio.sleep(0.3)  # a retry, had there been one, would have come by now
-        summary = await admin_task(kclient, task_id)
-
-    assert statuses(receiver) == ["submitted", "processing", "succeed"]
-    assert [attempt["status_code"] for attempt in summary["callback_log"]] == [500, 500, 500]
-
-
-async def test_drop_callback_sends_nothing(kclient: httpx.AsyncClient) -> None:
-    async with running_receiver() as receiver:
-        task_id = (
-            await create_task(kclient, callback_url=receiver.url, prompt="#sim:drop_callback")
-        )["task_id"]
-        await wait_status(kclient, task_id, "succeed")
-        summary = await wait_until(lambda: _dropped(kclient, task_id))
-
-    assert receiver.received == []
-    assert summary["callback_attempts"] == 0
-
-
-async def _dropped(http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None:
-    summary = await admin_task(http, task_id)
-    return summary if summary["callback_dropped"] else None
-
-
-async def test_dup_and_out_of_order_callbacks(kclient: httpx.AsyncClient) -> None:
-    async with running_receiver() as receiver:
-        await create_task(
-            kclient, callback_url=receiver.url, prompt="#sim:dup_callback=2 #sim:out_of_order"
-        )
-        await receiver.wait_for(5)
-
-    assert statuses(receiver) == ["submitted", "processing", "succeed", "succeed", "processing"]
-
-
-async def test_early_callbacks_arrive_before_the_create_answer(
-    kclient: httpx.AsyncClient,
-) -> None:
-    async with running_receiver() as receiver:
-        task = await create_task(kclient, callback_url=receiver.url, prompt="#sim:early_callback")
-        arrived = statuses(receiver)
-
-    assert task["task_status"] == "submitted"
-    assert arrived == ["submitted", "succeed"]
-
-
-async def test_global_callback_drop_applies_to_a_whole_task(kclient: httpx.AsyncClient) -> None:
-    await set_faults(kclient, {"callbacks": {"drop": True, "count": 1}})
-    async with running_receiver() as receiver:
-        dropped = (await create_task(kclient, callback_url=receiver.url))["task_id"]
-        await create_task(kclient, callback_url=receiver.url)
-        await receiver.wait_for(3)
-        await wait_status(kclient, dropped, "succeed")
-
-    assert all(callback.body["task_id"] != dropped for callback in receiver.received)
-
-
 # --- global faults -------------------------------------------------------------------
 
 
@@ -430,23 +318,23 @@ async def test_global_callback_drop_applies_to_a_whole_task(kclient: httpx.Async
     ],
 )
 async def test_create_faults_answer_kling_codes(
-    kclient: httpx.AsyncClient, status: int, code: int
+    ksim: RunningSimulator, kclient: httpx.AsyncClient, status: int, code: int
 ) -> None:
-    await set_faults(kclient, {"create": {"status": status, "code": code, "count": 1}})
+    await install_faults(ksim, {"create": {"status": status, "code": code, "count": 1}})
 
     refused = await kclient.post(CREATE, json=sample_kling_body())
     accepted = await kclient.post(CREATE, json=sample_kling_body())
 
     assert_refusal(refused, status, code)
     assert accepted.json()["code"] == 0
-    assert len((await kclient.get("/_sim/tasks")).json()["tasks"]) == 1
+    assert len(await admin_tasks(ksim)) == 1
 
 
 @pytest.mark.parametrize(("status", "code"), [(429, 1302), (503, 5001), (504, 5002), (404, 1202)])
 async def test_a_status_alone_gets_its_default_code(
-    kclient: httpx.AsyncClient, status: int, code: int
+    ksim: RunningSimulator, kclient: httpx.AsyncClient, status: int, code: int
 ) -> None:
-    await set_faults(kclient, {"query": {"status": status, "retry_after": 2, "count": 1}})
+    await install_faults(ksim, {"query": {"status": status, "retry_after": 2, "count": 1}})
 
     response = await kclient.get(f"{CREATE}/123")
 
@@ -454,16 +342,18 @@ async def test_a_status_alone_gets_its_default_code(
     assert response.headers["Retry-After"] == "2"
 
 
-async def test_create_anyway_leaves_a_task_behind(kclient: httpx.AsyncClient) -> None:
+async def test_create_anyway_leaves_a_task_behind(
+    ksim: RunningSimulator, kclient: httpx.AsyncClient
+) -> None:
     rule = {"status": 500, "code": 5000, "create_anyway": True, "count": 1}
-    await set_faults(kclient, {"create": rule})
+    await install_faults(ksim, {"create": rule})
 
     response = await kclient.post(CREATE, json=sample_kling_body(external_task_id="job-x"))
     again = await kclient.post(CREATE, json=sample_kling_body(external_task_id="job-x"))
 
     assert_refusal(response, 500, 5000)
     assert_refusal(again, 400, 1201)
-    assert len((await kclient.get("/_sim/tasks")).json()["tasks"]) == 1
+    assert len(await admin_tasks(ksim)) == 1
 
 
 @pytest.mark.parametrize(
