@@ -8,11 +8,9 @@ billed.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +26,12 @@ from app.providers.base import (
     SubmitRequest,
     TaskSnapshot,
     TaskStatus,
+)
+from app.providers.common import (
+    create_transport_error,
+    fetch_transport_error,
+    optional_float,
+    retry_after_s,
 )
 
 MODEL = "kling-v3-motion-control"
@@ -90,7 +94,7 @@ class EvolinkProvider:
                 timeout=self._timeout_s,
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise _create_transport_error(exc) from exc
+            raise create_transport_error(exc) from exc
         if not response.is_success:
             raise _create_status_error(response)
         try:
@@ -107,7 +111,7 @@ class EvolinkProvider:
                 timeout=self._query_timeout_s,
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise _fetch_transport_error(exc) from exc
+            raise fetch_transport_error(exc) from exc
         if not response.is_success:
             raise _fetch_status_error(response)
         try:
@@ -180,7 +184,7 @@ def parse_task(data: Any) -> TaskSnapshot:
         status=status,
         progress=_progress(data.get("progress"), status),
         result_urls=_result_urls(data.get("results")),
-        video_duration_s=_optional_float(info.get("video_duration")),
+        video_duration_s=optional_float(info.get("video_duration")),
         estimated_time_s=_optional_int(info.get("estimated_time")),
         error_code=code,
         error_message=message,
@@ -188,25 +192,15 @@ def parse_task(data: Any) -> TaskSnapshot:
     )
 
 
-def _optional_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _optional_int(value: Any) -> int | None:
-    number = _optional_float(value)
+    number = optional_float(value)
     return None if number is None else math.ceil(number)
 
 
 def _progress(value: Any, status: TaskStatus) -> int:
     if status is TaskStatus.succeeded:
         return 100
-    number = _optional_float(value)
+    number = optional_float(value)
     return 0 if number is None else max(0, min(100, int(number)))
 
 
@@ -239,32 +233,6 @@ def _task_error(error: Any) -> tuple[str | None, str | None]:
 # --- error translation ---------------------------------------------------------------
 
 
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _is_bad_url(exc: Exception) -> bool:
-    # A misconfigured base URL fails the same way on every try.
-    return isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL)
-
-
-def _create_transport_error(exc: Exception) -> ProviderError:
-    if _is_bad_url(exc):
-        return PermanentError("bad_provider_url", _describe(exc))
-    # Failing to connect (or to get a pooled connection) means no byte was sent.
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return RetryableError("connect_failed", _describe(exc))
-    # Timeouts and broken connections after sending: the task may exist upstream.
-    return AmbiguousError("outcome_unknown", _describe(exc))
-
-
-def _fetch_transport_error(exc: Exception) -> ProviderError:
-    if _is_bad_url(exc):
-        return PermanentError("bad_provider_url", _describe(exc))
-    # A query changes nothing upstream, so any network failure is safe to retry.
-    return RetryableError("network_error", _describe(exc))
-
-
 def _error_fields(response: httpx.Response) -> tuple[str, str]:
     """The stable code and message of an error answer, whichever form it takes."""
     fallback_code = _DEFAULT_CODES.get(response.status_code, f"http_{response.status_code}")
@@ -279,22 +247,6 @@ def _error_fields(response: httpx.Response) -> tuple[str, str]:
     named = None if isinstance(code, int) else _code_text(code)
     code_text = named or _code_text(error.get("type")) or fallback_code
     return code_text, str(error.get("message") or response.reason_phrase)
-
-
-def retry_after_s(response: httpx.Response) -> float | None:
-    """Retry-After as seconds, from either its delta-seconds or its HTTP-date form."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _create_status_error(response: httpx.Response) -> ProviderError:

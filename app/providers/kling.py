@@ -10,7 +10,6 @@ translated per base.py: a create is retried only when it provably never took eff
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,7 +28,12 @@ from app.providers.base import (
     TaskSnapshot,
     TaskStatus,
 )
-from app.providers.evolink import retry_after_s
+from app.providers.common import (
+    create_transport_error,
+    fetch_transport_error,
+    optional_float,
+    retry_after_s,
+)
 
 MODEL_NAME = "kling-v3"
 TOKEN_TTL_S = 1800
@@ -126,7 +130,7 @@ class KlingProvider:
                 timeout=self._timeout_s,
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise _create_transport_error(exc) from exc
+            raise create_transport_error(exc) from exc
         data = _unwrap(response, _create_error)
         try:
             return parse_task(data)
@@ -142,7 +146,7 @@ class KlingProvider:
                 timeout=self._query_timeout_s,
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise _fetch_transport_error(exc) from exc
+            raise fetch_transport_error(exc) from exc
         data = _unwrap(response, _fetch_error)
         try:
             return parse_task(data)
@@ -235,7 +239,7 @@ def parse_task(data: Any) -> TaskSnapshot:
         status=status,
         progress=100 if status is TaskStatus.succeeded else 0,
         result_urls=tuple(url for video in videos if isinstance(url := video.get("url"), str)),
-        video_duration_s=_optional_float(videos[0].get("duration")) if videos else None,
+        video_duration_s=optional_float(videos[0].get("duration")) if videos else None,
         # Kling names no failure code; its `task_status_msg` is free text.
         error_code="generation_failed" if failed else None,
         error_message=str(message) if failed and message else None,
@@ -248,16 +252,6 @@ def _videos(result: Any) -> list[Mapping[str, Any]]:
     if not isinstance(videos, list):
         return []
     return [video for video in videos if isinstance(video, Mapping) and video.get("url")]
-
-
-def _optional_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _code(body: Mapping[str, Any]) -> int | None:
@@ -273,32 +267,6 @@ def _code(body: Mapping[str, Any]) -> int | None:
 
 
 # --- error translation ---------------------------------------------------------------
-
-
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _is_bad_url(exc: Exception) -> bool:
-    # A misconfigured base URL fails the same way on every try.
-    return isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL)
-
-
-def _create_transport_error(exc: Exception) -> ProviderError:
-    if _is_bad_url(exc):
-        return PermanentError("bad_provider_url", _describe(exc))
-    # Failing to connect (or to get a pooled connection) means no byte was sent.
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return RetryableError("connect_failed", _describe(exc))
-    # Timeouts and broken connections after sending: the task may exist upstream.
-    return AmbiguousError("outcome_unknown", _describe(exc))
-
-
-def _fetch_transport_error(exc: Exception) -> ProviderError:
-    if _is_bad_url(exc):
-        return PermanentError("bad_provider_url", _describe(exc))
-    # A query changes nothing upstream, so any network failure is safe to retry.
-    return RetryableError("network_error", _describe(exc))
 
 
 class _Refusal:

@@ -25,7 +25,8 @@ from app.providers.base import (
     TaskSnapshot,
     TaskStatus,
 )
-from app.providers.evolink import EvolinkProvider, build_create_body, retry_after_s
+from app.providers.common import retry_after_s
+from app.providers.evolink import EvolinkProvider, build_create_body
 from app.simulator.testing import (
     RunningSimulator,
     running_receiver,
