@@ -144,6 +144,3 @@ class Settings(BaseSettings):
     @property
     def media_root(self) -> Path:
         return self.media_dir or self.data_dir / "media"
-
-    def provider(self, name: str) -> ProviderConfig | None:
-        return next((p for p in self.providers if p.name == name), None)

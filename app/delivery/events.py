@@ -9,15 +9,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery import repository as repo
+from app.delivery.types import TERMINAL_EVENTS
 from app.ids import new_id
 from app.jobs.state import JobStatus
 from app.jobs.views import job_payload
 from app.models import Delivery, Event, Job, WebhookEndpoint
-
-TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "job.expired")
-OPT_IN_EVENTS = ("job.submitted", "job.processing")
-OPERATIONAL_EVENTS = ("endpoint.disabled",)
-EVENT_TYPES = TERMINAL_EVENTS + OPT_IN_EVENTS + OPERATIONAL_EVENTS
 
 EVENT_FOR_STATUS = {
     JobStatus.succeeded: "job.succeeded",
@@ -53,7 +49,15 @@ async def _store_event(
     return event
 
 
-def _delivery(event: Event, *, endpoint: WebhookEndpoint | None, url: str | None) -> Delivery:
+def new_delivery(
+    event: Event,
+    *,
+    endpoint: WebhookEndpoint | None,
+    url: str | None,
+    due_at: datetime | None = None,
+) -> Delivery:
+    """One pending delivery of `event`, due at `due_at` (default: when the event happened)."""
+    due_at = due_at or event.created_at
     return Delivery(
         id=new_id("dlv"),
         event_id=event.id,
@@ -63,9 +67,9 @@ def _delivery(event: Event, *, endpoint: WebhookEndpoint | None, url: str | None
         status="pending",
         attempts=0,
         schedule_step=0,
-        next_attempt_at=event.created_at,
-        created_at=event.created_at,
-        updated_at=event.created_at,
+        next_attempt_at=due_at,
+        created_at=due_at,
+        updated_at=due_at,
     )
 
 
@@ -79,9 +83,9 @@ async def enqueue_job_event(session: AsyncSession, job: Job, status: JobStatus) 
     if not endpoints and not job_callback and event_type not in TERMINAL_EVENTS:
         return  # nobody asked for this progress event
     event = await _store_event(session, job.client_id, job.id, event_type, job_payload(job))
-    session.add_all(_delivery(event, endpoint=e, url=None) for e in endpoints)
+    session.add_all(new_delivery(event, endpoint=e, url=None) for e in endpoints)
     if job_callback:
-        session.add(_delivery(event, endpoint=None, url=job_callback))
+        session.add(new_delivery(event, endpoint=None, url=job_callback))
     await session.flush()
     await repo.notify(session)
 
@@ -100,6 +104,6 @@ async def enqueue_endpoint_disabled(session: AsyncSession, endpoint: WebhookEndp
         for e in await repo.endpoints_for(session, endpoint.client_id, "endpoint.disabled")
         if e.id != endpoint.id
     ]
-    session.add_all(_delivery(event, endpoint=e, url=None) for e in others)
+    session.add_all(new_delivery(event, endpoint=e, url=None) for e in others)
     await session.flush()
     await repo.notify(session)

@@ -9,10 +9,10 @@ from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, tex
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.delivery.types import OPERATIONAL_EVENTS
 from app.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
 CHANNEL_DELIVER = "mgw_deliver"
-OPERATIONAL = ("endpoint.disabled",)
 LIVE_DELIVERY = ("pending", "failed")
 
 
@@ -29,7 +29,7 @@ async def endpoints_for(
         WebhookEndpoint.status == "enabled",
         WebhookEndpoint.deleted_at.is_(None),
     )
-    if event_type not in OPERATIONAL:
+    if event_type not in OPERATIONAL_EVENTS:
         stmt = stmt.where(WebhookEndpoint.event_types.contains([event_type]))
     return (await session.execute(stmt.order_by(WebhookEndpoint.id))).scalars().all()
 

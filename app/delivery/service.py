@@ -24,6 +24,7 @@ from app.delivery.schemas import (
     EndpointOut,
     EndpointUpdate,
 )
+from app.delivery.types import TERMINAL_EVENTS
 from app.ids import new_id
 from app.jobs.transitions import utcnow
 from app.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
@@ -56,7 +57,7 @@ async def create_endpoint(
         client_id=principal.client_id,
         url=body.url,
         description=body.description,
-        event_types=body.event_types or sorted(outbox.TERMINAL_EVENTS),
+        event_types=body.event_types or sorted(TERMINAL_EVENTS),
         status="enabled",
         secret=new_webhook_secret(),
         rate_limit_per_s=body.rate_limit_per_s or rt.settings.webhook_endpoint_rate_per_s,
@@ -192,18 +193,7 @@ async def bulk_redeliver(
     requeued = await repo.reset_for_redelivery(session, endpoint.id, since, now)
     created = 0
     for event in await repo.missed_events(session, endpoint, since):
-        delivery = Delivery(
-            id=new_id("dlv"),
-            event_id=event.id,
-            client_id=endpoint.client_id,
-            endpoint_id=endpoint.id,
-            status="pending",
-            attempts=0,
-            schedule_step=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+        delivery = outbox.new_delivery(event, endpoint=endpoint, url=None, due_at=now)
         created += await repo.insert_delivery_once(session, delivery)
     await repo.notify(session)
     return BulkRedeliverResult(requeued=requeued, created=created)

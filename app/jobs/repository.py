@@ -173,10 +173,6 @@ async def store_callback(session: AsyncSession, row: UpstreamCallback) -> bool:
     return bool((await session.execute(stmt)).scalar_one())
 
 
-async def poll_now(session: AsyncSession, job_id: str, now: datetime) -> None:
-    await session.execute(update(Job).where(Job.id == job_id).values(next_poll_at=now))
-
-
 async def count_by_status(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
     return {status: int(count) for status, count in rows.all()}

@@ -128,7 +128,3 @@ def command(current: JobStatus, progress: int, cmd: Command) -> Decision:
     target = COMMAND_TO[cmd]
     new_progress = 0 if target is JobStatus.queued else _final_progress(target, progress)
     return Decision(target, new_progress, True, new_progress != progress, "applied")
-
-
-def can_cancel(current: JobStatus) -> bool:
-    return current in COMMAND_FROM[Command.cancel]

@@ -1,0 +1,5 @@
+"""Event type names, shared by the outbox and the SQL that routes events to endpoints."""
+
+TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "job.expired")
+# Sent to every endpoint of the client, whatever its filter: they are about the subscription.
+OPERATIONAL_EVENTS = ("endpoint.disabled",)
