@@ -14,6 +14,10 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ProviderKind = Literal["evolink", "kling"]
+BillingRounding = Literal["nearest", "ceil"]
+Role = Literal["api", "worker", "all"]
+
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a placeholder refused in prod
 
 
@@ -27,14 +31,14 @@ class ProviderConfig(BaseModel):
     """One upstream seller of the model; prices live here, never in code."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    kind: str = Field(default="evolink", pattern=r"^(evolink|kling)$")
+    kind: ProviderKind = "evolink"
     base_url: str
     api_key: str = ""  # evolink: the bearer key
     access_key: str = ""  # kling: the JWT's `iss`
     secret_key: str = ""  # kling: the HS256 signing key
     price_720p_usd_per_s: float = Field(default=0.1134, gt=0)
     price_1080p_usd_per_s: float = Field(default=0.1512, gt=0)
-    billing_rounding: str = Field(default="nearest", pattern=r"^(nearest|ceil)$")
+    billing_rounding: BillingRounding = "nearest"
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -76,7 +80,7 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET
     log_level: str = "INFO"
     log_json: bool = False
-    role: str = Field(default="all", pattern=r"^(api|worker|all)$")
+    role: Role = "all"
     auto_migrate: bool = True
 
     providers: list[ProviderConfig] = Field(default_factory=_default_providers)

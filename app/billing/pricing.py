@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.settings import ProviderConfig
+from app.settings import BillingRounding, ProviderConfig
 
 MAX_SECONDS_BY_ORIENTATION = {"image": 10, "video": 30}
 CENT_PRECISION = Decimal("0.0001")
@@ -15,7 +15,7 @@ def _usd(value: float) -> Decimal:
     return Decimal(str(value)).quantize(CENT_PRECISION, rounding=ROUND_HALF_UP)
 
 
-def billable_seconds(duration_s: float, rounding: str) -> int:
+def billable_seconds(duration_s: float, rounding: BillingRounding) -> int:
     """The provider's rule: nearest second (half up) or ceiling."""
     if rounding == "ceil":
         return max(1, math.ceil(duration_s - 1e-9))

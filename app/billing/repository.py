@@ -10,8 +10,7 @@ from sqlalchemy import case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Client, Job
-
-LIVE = ("queued", "submitting", "submitted", "processing")
+from app.statuses import LIVE
 
 
 async def budget_of(session: AsyncSession, client_id: str) -> Decimal | None:
@@ -32,7 +31,7 @@ async def lock_budget(session: AsyncSession, client_id: str) -> None:
 async def committed_usd(session: AsyncSession, client_id: str, since: datetime) -> Decimal:
     """Billed money of finished jobs plus reservations (estimates) of live ones."""
     amount = case(
-        (Job.status.in_(LIVE), Job.cost_estimated_usd),
+        (Job.status.in_(sorted(LIVE)), Job.cost_estimated_usd),
         else_=func.coalesce(Job.cost_billed_usd, 0),
     )
     stmt = select(func.coalesce(func.sum(amount), 0)).where(

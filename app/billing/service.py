@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.billing import repository as repo
 from app.billing.schemas import Usage, UsageTotals
 from app.errors import PaymentRequired
-
-LIVE = frozenset(repo.LIVE)
+from app.statuses import LIVE
 
 
 def month_start(now: datetime) -> datetime:

@@ -14,6 +14,7 @@ from app.ids import new_id
 from app.jobs.state import JobStatus
 from app.jobs.views import job_payload
 from app.models import Delivery, Event, Job, WebhookEndpoint
+from app.statuses import DeliveryStatus
 
 EVENT_FOR_STATUS = {
     JobStatus.succeeded: "job.succeeded",
@@ -64,7 +65,7 @@ def new_delivery(
         client_id=event.client_id,
         endpoint_id=endpoint.id if endpoint else None,
         target_url=url,
-        status="pending",
+        status=DeliveryStatus.pending,
         attempts=0,
         schedule_step=0,
         next_attempt_at=due_at,

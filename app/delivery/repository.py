@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery.types import OPERATIONAL_EVENTS
 from app.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from app.statuses import LIVE_DELIVERY, DeliveryStatus, EndpointStatus
 
 CHANNEL_DELIVER = "mgw_deliver"
-LIVE_DELIVERY = ("pending", "failed")
 
 
 async def notify(session: AsyncSession) -> None:
@@ -26,7 +26,7 @@ async def endpoints_for(
     """Enabled endpoints of the client subscribed to `event_type` (operational: all)."""
     stmt = select(WebhookEndpoint).where(
         WebhookEndpoint.client_id == client_id,
-        WebhookEndpoint.status == "enabled",
+        WebhookEndpoint.status == EndpointStatus.enabled,
         WebhookEndpoint.deleted_at.is_(None),
     )
     if event_type not in OPERATIONAL_EVENTS:
@@ -104,7 +104,7 @@ def _open_for_traffic(now: datetime) -> ColumnElement[bool]:
     return or_(
         Delivery.endpoint_id.is_(None),
         and_(
-            WebhookEndpoint.status == "enabled",
+            WebhookEndpoint.status == EndpointStatus.enabled,
             WebhookEndpoint.deleted_at.is_(None),
             or_(
                 WebhookEndpoint.circuit_open_until.is_(None),
@@ -257,9 +257,9 @@ async def reset_for_redelivery(
         .where(
             Delivery.endpoint_id == endpoint_id,
             Delivery.created_at >= since,
-            Delivery.status.in_(("failed", "dead")),
+            Delivery.status.in_((DeliveryStatus.failed, DeliveryStatus.dead)),
         )
-        .values(status="pending", schedule_step=0, next_attempt_at=now, updated_at=now)
+        .values(status=DeliveryStatus.pending, schedule_step=0, next_attempt_at=now, updated_at=now)
     )
     result = await session.execute(stmt)
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -268,7 +268,8 @@ async def reset_for_redelivery(
 async def purge_logs(session: AsyncSession, older_than: datetime) -> int:
     """Retention: finished deliveries (with their attempts) and their events."""
     done = delete(Delivery).where(
-        Delivery.status.in_(("succeeded", "dead")), Delivery.updated_at < older_than
+        Delivery.status.in_((DeliveryStatus.succeeded, DeliveryStatus.dead)),
+        Delivery.updated_at < older_than,
     )
     result = await session.execute(done)
     orphan_events = delete(Event).where(
@@ -283,9 +284,9 @@ async def backlog(session: AsyncSession, now: datetime) -> list[tuple[str, int, 
     """(endpoint state, live deliveries, oldest age in s) for the metrics gauges."""
     state = case(
         (Delivery.endpoint_id.is_(None), "job_callback"),
-        (WebhookEndpoint.status != "enabled", "disabled"),
+        (WebhookEndpoint.status != EndpointStatus.enabled, EndpointStatus.disabled.value),
         (WebhookEndpoint.circuit_open_until > now, "circuit_open"),
-        else_="enabled",
+        else_=EndpointStatus.enabled.value,
     )
     stmt = (
         select(state, func.count(), func.min(Delivery.created_at))

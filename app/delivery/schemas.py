@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from app.statuses import DeliveryStatus, EndpointStatus
+
 EventType = Literal[
     "job.succeeded",
     "job.failed",
@@ -42,7 +44,7 @@ class EndpointUpdate(BaseModel):
     url: str | None = Field(default=None, min_length=1, max_length=2048)
     event_types: EventTypes = None
     description: str | None = Field(default=None, max_length=500)
-    status: Literal["enabled", "disabled"] | None = None
+    status: EndpointStatus | None = None
     rate_limit_per_s: float | None = Field(default=None, gt=0, le=1000)
     max_concurrency: int | None = Field(default=None, ge=1, le=64)
 
@@ -52,7 +54,7 @@ class EndpointOut(BaseModel):
     url: str
     event_types: list[str]
     description: str | None
-    status: Literal["enabled", "disabled"]
+    status: EndpointStatus
     disabled_reason: str | None
     rate_limit_per_s: float
     max_concurrency: int
@@ -90,7 +92,7 @@ class DeliveryOut(BaseModel):
     event_id: str
     event_type: str
     endpoint_id: str | None
-    status: Literal["pending", "succeeded", "failed", "dead"]
+    status: DeliveryStatus
     attempts: int
     last_status_code: int | None
     last_error: str | None

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Literal, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
 from app.auth.service import new_webhook_secret
+from app.clock import utcnow
 from app.delivery import events as outbox
 from app.delivery import repository as repo
 from app.delivery.errors import DeliveryNotFound, EndpointNotFound, EndpointUrlRejected
@@ -26,14 +26,12 @@ from app.delivery.schemas import (
 )
 from app.delivery.types import TERMINAL_EVENTS
 from app.ids import new_id
-from app.jobs.transitions import utcnow
 from app.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from app.net import UrlRejected, resolve_and_vet
 from app.runtime import Runtime
+from app.statuses import LIVE_DELIVERY, DeliveryStatus, EndpointStatus
 
 log = logging.getLogger(__name__)
-
-DeliveryStatus = Literal["pending", "succeeded", "failed", "dead"]
 
 
 async def vet_endpoint_url(rt: Runtime, url: str) -> None:
@@ -58,7 +56,7 @@ async def create_endpoint(
         url=body.url,
         description=body.description,
         event_types=body.event_types or sorted(TERMINAL_EVENTS),
-        status="enabled",
+        status=EndpointStatus.enabled,
         secret=new_webhook_secret(),
         rate_limit_per_s=body.rate_limit_per_s or rt.settings.webhook_endpoint_rate_per_s,
         max_concurrency=body.max_concurrency or rt.settings.webhook_endpoint_concurrency,
@@ -101,13 +99,13 @@ async def update_endpoint(
     for field in ("url", "description", "event_types", "rate_limit_per_s", "max_concurrency"):
         if field in changes and (changes[field] is not None or field == "description"):
             setattr(endpoint, field, changes[field])
-    if body.status == "enabled" and endpoint.status != "enabled":
+    if body.status is EndpointStatus.enabled and endpoint.status is not EndpointStatus.enabled:
         # A fresh start: the owner says the endpoint is fixed.
         endpoint.disabled_reason = None
         endpoint.consecutive_failures = 0
         endpoint.failing_since = None
         endpoint.circuit_open_until = None
-    if body.status == "disabled" and endpoint.status != "disabled":
+    if body.status is EndpointStatus.disabled and endpoint.status is not EndpointStatus.disabled:
         endpoint.disabled_reason = "disabled by the owner"
     if body.status is not None:
         endpoint.status = body.status
@@ -120,7 +118,7 @@ async def update_endpoint(
 async def delete_endpoint(session: AsyncSession, principal: Principal, endpoint_id: str) -> None:
     endpoint = await get_endpoint(session, principal, endpoint_id, lock=True)
     endpoint.deleted_at = endpoint.updated_at = utcnow()
-    endpoint.status = "disabled"
+    endpoint.status = EndpointStatus.disabled
     endpoint.disabled_reason = "deleted"
 
 
@@ -174,8 +172,8 @@ async def redeliver(session: AsyncSession, principal: Principal, delivery_id: st
     if delivery is None:
         raise DeliveryNotFound(delivery_id)
     now = utcnow()
-    if delivery.status in ("succeeded", "dead"):
-        delivery.status, delivery.schedule_step = "pending", 0
+    if delivery.status in (DeliveryStatus.succeeded, DeliveryStatus.dead):
+        delivery.status, delivery.schedule_step = DeliveryStatus.pending, 0
     in_flight = delivery.locked_until is not None and delivery.locked_until > now
     if not in_flight:
         delivery.next_attempt_at = delivery.updated_at = now
@@ -211,11 +209,11 @@ def delivery_out(
         event_id=delivery.event_id,
         event_type=event_type,
         endpoint_id=delivery.endpoint_id,
-        status=cast(DeliveryStatus, delivery.status),
+        status=delivery.status,
         attempts=delivery.attempts,
         last_status_code=delivery.last_status_code,
         last_error=delivery.last_error,
-        next_attempt_at=delivery.next_attempt_at if delivery.status in repo.LIVE_DELIVERY else None,
+        next_attempt_at=delivery.next_attempt_at if delivery.status in LIVE_DELIVERY else None,
         created_at=delivery.created_at,
         delivered_at=delivery.delivered_at,
         attempt_log=[AttemptOut.model_validate(a, from_attributes=True) for a in attempts],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from app.ids import placeholder_id
 from app.inbound.tokens import callback_url
 from app.net import UrlPolicy, UrlRejected, resolve_and_vet
 from app.runtime import CallbackMode
@@ -15,7 +16,9 @@ log = logging.getLogger(__name__)
 async def check_callback_mode(settings: Settings) -> CallbackMode:
     # The upstream knows nothing of our allow-list: judge with the bare environment policy.
     policy = UrlPolicy.for_environment(settings.environment.value)
-    url = callback_url(settings.public_base_url, settings.secret_bytes, "probe", "job_" + "0" * 26)
+    url = callback_url(
+        settings.public_base_url, settings.secret_bytes, "probe", placeholder_id("job")
+    )
     try:
         await resolve_and_vet(url, policy)
     except UrlRejected as exc:

@@ -11,12 +11,12 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.errors import NotFound, Unauthorized, Unprocessable
 from app.inbound.tokens import token_is_valid
 from app.jobs import repository as repo
-from app.jobs import transitions
+from app.metrics import CALLBACKS_RECEIVED
 from app.models import UpstreamCallback
-from app.ops.metrics import CALLBACKS_RECEIVED
 from app.providers.base import ProviderError
 from app.runtime import Runtime
 
@@ -55,7 +55,7 @@ async def receive(
         job_id=job_id,
         provider=provider,
         task_id=snapshot.task_id,
-        now=transitions.utcnow(),
+        now=utcnow(),
     )
     if due:
         await repo.notify(session, repo.CHANNEL_POLL)

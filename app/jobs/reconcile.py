@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.pricing import settle_usd
+from app.clock import utcnow
 from app.jobs import state, transitions
 from app.jobs.state import TERMINAL, Decision, JobStatus
 from app.models import Job
@@ -46,7 +47,7 @@ def next_poll_at(settings: Settings, now: datetime, attempts: int) -> datetime:
 def _settle(
     job: Job, entry: ProviderEntry | None, snapshot: TaskSnapshot, settings: Settings
 ) -> None:
-    now = transitions.utcnow()
+    now = utcnow()
     if snapshot.status is TaskStatus.succeeded:
         job.result_video_url = snapshot.result_urls[0] if snapshot.result_urls else None
         job.result_expires_at = now + timedelta(seconds=settings.result_link_ttl_s)
@@ -75,14 +76,14 @@ async def apply_snapshot(
     if job.provider_task_id is None:
         job.provider_task_id = snapshot.task_id
     seen = STATUS_FROM_TASK[snapshot.status]
-    preview = state.observe(JobStatus(job.status), job.progress, seen, snapshot.progress)
+    preview = state.observe(job.status, job.progress, seen, snapshot.progress)
     if preview.status_changed and preview.status in TERMINAL:
         _settle(job, entry, snapshot, settings)  # before the change: its event carries them
     detail = {"task_status": snapshot.status.value, "task_id": snapshot.task_id}
     decision = await transitions.observe(
         session, job, seen, snapshot.progress, source=source, detail=detail
     )
-    if JobStatus(job.status) not in TERMINAL:
-        job.next_poll_at = next_poll_at(settings, transitions.utcnow(), job.poll_attempts)
+    if job.status not in TERMINAL:
+        job.next_poll_at = next_poll_at(settings, utcnow(), job.poll_attempts)
     await session.flush()
     return decision

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Job, JobEvent, UpstreamCallback
+from app.statuses import AT_PROVIDER, LIVE, JobStatus
 
 CHANNEL_SUBMIT = "mgw_submit"
 CHANNEL_POLL = "mgw_poll"
@@ -91,7 +92,7 @@ async def claim_due_submits(session: AsyncSession, *, now: datetime, limit: int)
     """
     stmt = (
         select(Job)
-        .where(Job.status == "queued", Job.next_attempt_at <= now)
+        .where(Job.status == JobStatus.queued, Job.next_attempt_at <= now)
         .order_by(Job.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -113,8 +114,8 @@ async def claim_due_polls(
         .where(
             Job.next_poll_at <= now,
             or_(
-                Job.status.in_(("submitted", "processing")),
-                and_(Job.status == "submitting", Job.provider_task_id.is_not(None)),
+                Job.status.in_(sorted(AT_PROVIDER)),
+                and_(Job.status == JobStatus.submitting, Job.provider_task_id.is_not(None)),
             ),
         )
         .order_by(Job.next_poll_at)
@@ -137,11 +138,11 @@ async def claim_stale(session: AsyncSession, *, now: datetime, limit: int) -> li
         .where(
             or_(
                 and_(
-                    Job.status.in_(("queued", "submitting", "submitted", "processing")),
+                    Job.status.in_(sorted(LIVE)),
                     Job.deadline_at <= now,
                 ),
                 and_(
-                    Job.status == "submitting",
+                    Job.status == JobStatus.submitting,
                     Job.provider_task_id.is_(None),
                     or_(Job.locked_until <= now, Job.next_attempt_at <= now),
                 ),
@@ -187,7 +188,7 @@ async def hint_task(
         update(Job)
         .where(
             Job.id == job_id,
-            Job.status == "submitting",
+            Job.status == JobStatus.submitting,
             Job.provider_task_id.is_(None),
             Job.provider_name == provider,
         )
@@ -199,7 +200,7 @@ async def hint_task(
         .where(
             Job.id == job_id,
             Job.provider_task_id == task_id,
-            Job.status.in_(("submitting", "submitted", "processing")),
+            Job.status.in_(sorted(AT_PROVIDER | {JobStatus.submitting})),
         )
         .values(next_poll_at=now)
         .returning(Job.id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 from datetime import timedelta
 from typing import Literal
 
@@ -14,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import Principal
 from app.billing import service as billing
 from app.billing.pricing import estimate_usd
-from app.ids import new_id
+from app.clock import utcnow
+from app.ids import is_id, new_id
 from app.jobs import repository as repo
 from app.jobs import transitions
 from app.jobs.errors import (
@@ -37,7 +37,6 @@ from app.providers.base import ProviderError, TaskStatus
 from app.runtime import Runtime
 
 MediaKind = Literal["image", "video"]
-_CURSOR_RE = re.compile(r"^job_[0-9a-z]{26}$")
 
 
 def request_hash(body: JobCreate) -> str:
@@ -68,7 +67,7 @@ async def _media_urls(
 ) -> tuple[str, str, float | None]:
     """(image_url, video_url, video duration when known): URLs are probed against the model's
     limits where they can be fetched (both at once), uploads become signed links."""
-    orientation, now = body.model_params.character_orientation, transitions.utcnow()
+    orientation, now = body.model_params.character_orientation, utcnow()
     sources: list[tuple[MediaKind, str, str]] = [
         ("image", *body.image_source()),
         ("video", *body.video_source()),
@@ -109,7 +108,7 @@ def _new_job(
     digest: str,
     media: tuple[str, str, float | None],
 ) -> Job:
-    now = transitions.utcnow()
+    now = utcnow()
     orientation = body.model_params.character_orientation
     image_url, video_url, duration_s = media
     return Job(
@@ -188,7 +187,7 @@ async def list_jobs(
     limit: int,
     cursor: str | None,
 ) -> JobList:
-    if cursor is not None and not _CURSOR_RE.match(cursor):
+    if cursor is not None and not is_id(cursor, "job"):
         raise InvalidCursor("cursor is not one this API issued", loc=["query", "cursor"])
     jobs = await repo.list_jobs(
         session,
@@ -212,7 +211,7 @@ async def cancel_job(session: AsyncSession, rt: Runtime, principal: Principal, j
     job = await repo.lock_job(session, (await get_job(session, principal, job_id)).id)
     if job is None:
         raise JobNotFound(job_id)
-    status = JobStatus(job.status)
+    status = job.status
     if status is JobStatus.queued:
         await transitions.command(session, job, Command.cancel, source="api")
         return job

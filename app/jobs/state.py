@@ -15,22 +15,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from app.statuses import LIVE, TERMINAL, JobStatus
 
-class JobStatus(enum.StrEnum):
-    queued = "queued"
-    submitting = "submitting"
-    submitted = "submitted"
-    processing = "processing"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-    expired = "expired"
+__all__ = ["LIVE", "TERMINAL", "Command", "Decision", "JobStatus", "command", "observe"]
 
-
-TERMINAL: frozenset[JobStatus] = frozenset(
-    {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.expired}
-)
-LIVE: frozenset[JobStatus] = frozenset(set(JobStatus) - TERMINAL)
 
 RANK: dict[JobStatus, int] = {
     JobStatus.queued: 0,

@@ -6,20 +6,16 @@ whatever the change causes commit together or not at all.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.delivery import events as outbox
 from app.jobs import state
 from app.jobs.state import Command, Decision, JobStatus
+from app.metrics import JOB_TRANSITIONS
 from app.models import Job, JobEvent
-from app.ops.metrics import JOB_TRANSITIONS
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _record(
@@ -27,13 +23,13 @@ async def _record(
 ) -> bool:
     if not decision.changed:
         return False
-    previous = JobStatus(job.status)
+    previous = job.status
     now = utcnow()
     job.progress = decision.progress
     job.updated_at = now
     if not decision.status_changed:
         return True
-    job.status = decision.status.value
+    job.status = decision.status
     job.version += 1
     if decision.status in state.TERMINAL:
         job.completed_at = now
@@ -43,8 +39,8 @@ async def _record(
     session.add(
         JobEvent(
             job_id=job.id,
-            from_status=previous.value,
-            to_status=decision.status.value,
+            from_status=previous,
+            to_status=decision.status,
             version=job.version,
             progress=job.progress,
             source=source,
@@ -54,7 +50,7 @@ async def _record(
     )
     await session.flush()
     await outbox.enqueue_job_event(session, job, decision.status)
-    JOB_TRANSITIONS.labels(to_status=decision.status.value, source=source).inc()
+    JOB_TRANSITIONS.labels(to_status=decision.status, source=source).inc()
     return True
 
 
@@ -67,7 +63,7 @@ async def observe(
     source: str,
     detail: dict[str, Any] | None = None,
 ) -> Decision:
-    decision = state.observe(JobStatus(job.status), job.progress, seen, seen_progress)
+    decision = state.observe(job.status, job.progress, seen, seen_progress)
     await _record(session, job, decision, source, detail)
     return decision
 
@@ -80,7 +76,7 @@ async def command(
     source: str,
     detail: dict[str, Any] | None = None,
 ) -> Decision:
-    decision = state.command(JobStatus(job.status), job.progress, cmd)
+    decision = state.command(job.status, job.progress, cmd)
     await _record(session, job, decision, source, detail)
     return decision
 
@@ -91,7 +87,7 @@ async def record_created(session: AsyncSession, job: Job) -> None:
         JobEvent(
             job_id=job.id,
             from_status=None,
-            to_status=JobStatus.queued.value,
+            to_status=JobStatus.queued,
             version=job.version,
             progress=0,
             source="api",

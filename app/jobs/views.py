@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from app.jobs.schemas import JobCost, JobError, JobOut, JobResult, ProviderRef
-from app.jobs.state import JobStatus
 from app.models import Job
 
 
 def to_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
-        status=JobStatus(job.status),
+        status=job.status,
         progress=job.progress,
         model=job.model,
         quality=job.quality,

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import Principal
+from app.clock import utcnow
 from app.errors import Unprocessable
 from app.ids import new_id
-from app.jobs.transitions import utcnow
 from app.media.errors import MediaRejected
 from app.media.limits import MediaLimits
 from app.media.multipart import FileField

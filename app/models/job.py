@@ -14,12 +14,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
+from app.db.types import EnumText, status_in
+from app.statuses import AT_PROVIDER, AWAITING_SUBMIT, JobStatus
 
 
 class Job(Base):
@@ -32,18 +33,18 @@ class Job(Base):
         Index(
             "ix_jobs_due_submit",
             "next_attempt_at",
-            postgresql_where=text("status IN ('queued', 'submitting')"),
+            postgresql_where=status_in(AWAITING_SUBMIT),
         ),
         Index(
             "ix_jobs_due_poll",
             "next_poll_at",
-            postgresql_where=text("status IN ('submitted', 'processing')"),
+            postgresql_where=status_in(AT_PROVIDER),
         ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="RESTRICT"))
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[JobStatus] = mapped_column(EnumText(JobStatus, 20), default=JobStatus.queued)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -98,8 +99,8 @@ class JobEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    from_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    to_status: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[JobStatus | None] = mapped_column(EnumText(JobStatus, 20), nullable=True)
+    to_status: Mapped[JobStatus] = mapped_column(EnumText(JobStatus, 20))
     version: Mapped[int] = mapped_column(Integer)
     progress: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(20))

@@ -13,12 +13,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
+from app.db.types import EnumText, status_in
+from app.statuses import LIVE_DELIVERY, DeliveryStatus, EndpointStatus
 
 
 class WebhookEndpoint(Base):
@@ -32,7 +33,9 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     event_types: Mapped[list[str]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(16), default="enabled")
+    status: Mapped[EndpointStatus] = mapped_column(
+        EnumText(EndpointStatus, 16), default=EndpointStatus.enabled
+    )
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     secret: Mapped[str] = mapped_column(String(100))
     previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -78,7 +81,7 @@ class Delivery(Base):
         Index(
             "ix_deliveries_due",
             "next_attempt_at",
-            postgresql_where=text("status IN ('pending', 'failed')"),
+            postgresql_where=status_in(LIVE_DELIVERY),
         ),
         Index("ix_deliveries_endpoint_id_id", "endpoint_id", "id"),
     )
@@ -90,7 +93,9 @@ class Delivery(Base):
         ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=True
     )
     target_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[DeliveryStatus] = mapped_column(
+        EnumText(DeliveryStatus, 16), default=DeliveryStatus.pending
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     schedule_step: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

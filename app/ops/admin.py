@@ -11,15 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
 from app.auth.dependencies import AdminPrincipal
+from app.clock import utcnow
 from app.db.session import DbSession
 from app.errors import BadGateway, NotFound, problem_responses
 from app.jobs import repository as jobs_repo
 from app.jobs.schemas import JobList, JobOut
-from app.jobs.transitions import utcnow
 from app.jobs.views import to_out
 from app.models import Client, Job
 from app.providers.base import ProviderError
 from app.runtime import RuntimeDep
+from app.statuses import LIVE
 from app.workers import poller
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=problem_responses(401, 403))
@@ -66,7 +67,7 @@ async def admin_jobs(
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if stuck:
         stmt = stmt.where(
-            Job.status.in_(("queued", "submitting", "submitted", "processing")),
+            Job.status.in_(sorted(LIVE)),
             or_(Job.updated_at < utcnow() - STUCK_AFTER, Job.submit_unknown.is_(True)),
         )
     jobs = (await session.execute(stmt)).scalars().all()

@@ -11,11 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from app.clock import utcnow
 from app.db.migrate import current_revision, head_revision
 from app.delivery import repository as delivery_repo
 from app.jobs import repository as repo
-from app.jobs.transitions import utcnow
-from app.ops.metrics import DELIVERY_BACKLOG, DELIVERY_BACKLOG_AGE, JOBS_BY_STATUS, REGISTRY
+from app.metrics import DELIVERY_BACKLOG, DELIVERY_BACKLOG_AGE, JOBS_BY_STATUS, REGISTRY
 from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["ops"])

@@ -128,9 +128,6 @@ class EvolinkProvider:
         except ValueError as exc:
             raise PermanentError("bad_callback_payload", str(exc)) from exc
 
-    async def aclose(self) -> None:
-        """Nothing to close: the shared client belongs to whoever built it."""
-
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
         if idempotency_key is not None:

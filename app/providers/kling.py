@@ -168,9 +168,6 @@ class KlingProvider:
         except ValueError as exc:
             raise PermanentError("bad_callback_payload", str(exc)) from exc
 
-    async def aclose(self) -> None:
-        """Nothing to close: the shared client belongs to whoever built it."""
-
     def token(self) -> str:
         """The JWT for the next request, minted anew shortly before the last one expires."""
         now = self._clock()

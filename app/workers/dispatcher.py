@@ -19,16 +19,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
+from app.clock import utcnow
 from app.db.engine import transaction
 from app.delivery import events as outbox
 from app.delivery import repository as repo
 from app.delivery.signer import standard_headers
-from app.jobs.transitions import utcnow
+from app.metrics import DELIVERY_ATTEMPTS, DELIVERY_LATENCY
 from app.models import Client, DeliveryAttempt, WebhookEndpoint
 from app.net import UrlRejected
-from app.ops.metrics import DELIVERY_ATTEMPTS, DELIVERY_LATENCY
 from app.runtime import Runtime
 from app.settings import Settings
+from app.statuses import LIVE_DELIVERY, DeliveryStatus, EndpointStatus
 from app.workers.loop import Pool
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ async def record(rt: Runtime, ob: Outbound, outcome: Outcome) -> None:
     s, now = rt.settings, utcnow()
     async with transaction(rt.session_factory) as session:
         delivery = await repo.get_delivery(session, ob.delivery_id, None, lock=True)
-        if delivery is None or delivery.status not in repo.LIVE_DELIVERY:
+        if delivery is None or delivery.status not in LIVE_DELIVERY:
             return
         session.add(
             DeliveryAttempt(
@@ -226,7 +227,7 @@ async def record(rt: Runtime, ob: Outbound, outcome: Outcome) -> None:
             else None
         )
         if outcome.ok:
-            delivery.status, delivery.delivered_at = "succeeded", now
+            delivery.status, delivery.delivered_at = DeliveryStatus.succeeded, now
             DELIVERY_LATENCY.observe((now - ob.event_created_at).total_seconds())
             DELIVERY_ATTEMPTS.labels(outcome="succeeded").inc()
             if endpoint is not None:
@@ -236,9 +237,9 @@ async def record(rt: Runtime, ob: Outbound, outcome: Outcome) -> None:
         delivery.schedule_step += 1
         delay = None if gone else _next_delay_s(s, delivery.schedule_step, outcome)
         if delay is None:
-            delivery.status = "dead"
+            delivery.status = DeliveryStatus.dead
         else:
-            delivery.status = "failed"
+            delivery.status = DeliveryStatus.failed
             delivery.next_attempt_at = now + timedelta(seconds=delay)
         DELIVERY_ATTEMPTS.labels(outcome="gone" if gone else delivery.status).inc()
         if endpoint is not None:
@@ -262,7 +263,7 @@ async def _endpoint_failed(
         endpoint.circuit_open_until = now + timedelta(seconds=open_s)
     sustained = (now - endpoint.failing_since).total_seconds() >= s.webhook_disable_after_s
     if gone or sustained:
-        endpoint.status = "disabled"
+        endpoint.status = EndpointStatus.disabled
         endpoint.disabled_reason = (
             "the endpoint answered 410 Gone"
             if gone

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.db.engine import transaction
 from app.delivery import repository as delivery_repo
 from app.inbound.selfcheck import check_callback_mode
@@ -35,13 +36,13 @@ class Janitor:
         """Re-check our callback URL (DNS can change) and apply log retention."""
         rt = self._rt
         rt.callback = await check_callback_mode(rt.settings)
-        cutoff = transitions.utcnow() - timedelta(seconds=rt.settings.webhook_log_retention_s)
+        cutoff = utcnow() - timedelta(seconds=rt.settings.webhook_log_retention_s)
         async with transaction(rt.session_factory) as session:
             await delivery_repo.purge_logs(session, cutoff)
 
 
 async def settle_stale(rt: Runtime) -> int:
-    now = transitions.utcnow()
+    now = utcnow()
     async with transaction(rt.session_factory) as session:
         jobs = await repo.claim_stale(session, now=now, limit=100)
         for job in jobs:
@@ -50,13 +51,13 @@ async def settle_stale(rt: Runtime) -> int:
 
 
 async def settle(rt: Runtime, session: AsyncSession, job: Job) -> None:
-    now = transitions.utcnow()
+    now = utcnow()
     if job.deadline_at <= now:
         job.error_code = "deadline_exceeded"
         job.error_message = "no terminal answer from the provider before the job's deadline"
         await transitions.command(session, job, Command.expire, source="janitor")
         return
-    if JobStatus(job.status) is not JobStatus.submitting:
+    if job.status is not JobStatus.submitting:
         return
     if not job.submit_unknown:
         # The worker that sent it died mid-call: the request may have reached the provider.

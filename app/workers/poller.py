@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from app.clock import utcnow
 from app.db.engine import transaction
 from app.jobs import reconcile, transitions
 from app.jobs import repository as repo
-from app.jobs.state import TERMINAL, Command, JobStatus
-from app.ops.metrics import upstream_call
+from app.jobs.state import TERMINAL, Command
+from app.metrics import upstream_call
 from app.providers.base import PermanentError, ProviderError, RetryableError, TaskSnapshot
 from app.runtime import Runtime
 from app.workers.loop import Pool
@@ -29,7 +30,7 @@ class PollItem:
 
 
 async def claim(rt: Runtime, limit: int) -> list[PollItem]:
-    now = transitions.utcnow()
+    now = utcnow()
     async with transaction(rt.session_factory) as session:
         jobs = await repo.claim_due_polls(
             session,
@@ -76,7 +77,7 @@ async def poll_one(rt: Runtime, item: PollItem) -> None:
 async def apply(rt: Runtime, job_id: str, snapshot: TaskSnapshot, *, source: str) -> None:
     async with transaction(rt.session_factory) as session:
         job = await repo.lock_job(session, job_id)
-        if job is None or JobStatus(job.status) in TERMINAL:
+        if job is None or job.status in TERMINAL:
             return
         if job.provider_task_id not in (None, snapshot.task_id):
             log.warning("job %s: snapshot for foreign task %s ignored", job_id, snapshot.task_id)
@@ -97,7 +98,7 @@ async def _on_fetch_error(rt: Runtime, item: PollItem, exc: ProviderError) -> No
         return
     async with transaction(rt.session_factory) as session:
         job = await repo.lock_job(session, item.job_id)
-        if job is None or JobStatus(job.status) in TERMINAL:
+        if job is None or job.status in TERMINAL:
             return
         job.error_code = "upstream_task_not_found"
         job.error_message = f"the provider no longer knows task {item.task_id}"
@@ -105,11 +106,11 @@ async def _on_fetch_error(rt: Runtime, item: PollItem, exc: ProviderError) -> No
 
 
 async def _reschedule(rt: Runtime, item: PollItem, retry_after_s: float | None, why: str) -> None:
-    now = transitions.utcnow()
+    now = utcnow()
     log.info("poll of %s deferred: %s", item.job_id, why)
     async with transaction(rt.session_factory) as session:
         job = await repo.lock_job(session, item.job_id)
-        if job is None or JobStatus(job.status) in TERMINAL:
+        if job is None or job.status in TERMINAL:
             return
         at = reconcile.next_poll_at(rt.settings, now, job.poll_attempts)
         if retry_after_s:

@@ -6,13 +6,14 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from app.clock import utcnow
 from app.db.engine import transaction
 from app.inbound.tokens import callback_url
 from app.jobs import reconcile, transitions
 from app.jobs import repository as repo
 from app.jobs.state import Command, JobStatus
+from app.metrics import upstream_call
 from app.models import Job
-from app.ops.metrics import upstream_call
 from app.providers.base import (
     AmbiguousError,
     PermanentError,
@@ -74,7 +75,7 @@ def _backoff_s(rt: Runtime, attempts: int, retry_after_s: float | None) -> float
 
 async def claim(rt: Runtime, limit: int) -> list[Attempt]:
     """Move due queued jobs to `submitting` and commit before any request leaves."""
-    now = transitions.utcnow()
+    now = utcnow()
     attempts: list[Attempt] = []
     async with transaction(rt.session_factory) as session:
         for job in await repo.claim_due_submits(session, now=now, limit=limit):
@@ -130,12 +131,12 @@ async def send(rt: Runtime, attempt: Attempt) -> None:
 
 
 async def record_success(rt: Runtime, attempt: Attempt, snapshot: TaskSnapshot) -> None:
-    now = transitions.utcnow()
+    now = utcnow()
     async with transaction(rt.session_factory) as session:
         job = await repo.lock_job(session, attempt.job_id)
         if job is None:
             return
-        if JobStatus(job.status) is not JobStatus.submitting:
+        if job.status is not JobStatus.submitting:
             if job.provider_task_id != snapshot.task_id:
                 log.warning(
                     "job %s moved on with task %s; the create answered %s",
@@ -162,11 +163,11 @@ async def record_success(rt: Runtime, attempt: Attempt, snapshot: TaskSnapshot) 
 
 
 async def record_failure(rt: Runtime, attempt: Attempt, exc: ProviderError) -> None:
-    now = transitions.utcnow()
+    now = utcnow()
     detail = {"provider": attempt.entry.name, "error": exc.code, "message": exc.message[:500]}
     async with transaction(rt.session_factory) as session:
         job = await repo.lock_job(session, attempt.job_id)
-        if job is None or JobStatus(job.status) is not JobStatus.submitting:
+        if job is None or job.status is not JobStatus.submitting:
             return
         job.locked_until = None
         if isinstance(exc, AmbiguousError):

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.media.testing import make_mp4, make_png
 from tests.conftest import StackFactory
 from tests.support.gateway import Gateway
+from tests.support.media import make_mp4, make_png
 from tests.support.payloads import job_body
 
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from app.media.limits import MediaLimits
 from app.media.probe import aprobe_image, check_image, probe_image
-from app.media.testing import make_jpeg, make_png
 from tests.media.helpers import rejection
+from tests.support.media import make_jpeg, make_png
 
 LIMITS = MediaLimits()
 

@@ -9,8 +9,8 @@ import pytest
 
 from app.media.limits import MediaLimits
 from app.media.probe import VideoInfo, aprobe_video, check_video, probe_video
-from app.media.testing import make_mov, make_mp4, make_png, make_video
 from tests.media.helpers import rejection
+from tests.support.media import make_mov, make_mp4, make_png, make_video
 
 LIMITS = MediaLimits()
 

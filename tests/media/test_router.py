@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from app.media.router import MediaContext, get_media_context
 from app.media.signing import media_signature
 from app.media.storage import LocalStorage
-from app.media.testing import make_mp4, make_png
 from tests.media.helpers import SIGNING_SECRET, async_iter
+from tests.support.media import make_mp4, make_png
 
 # 200 KiB of a non-repeating-per-chunk pattern, so an off-by-one in a range shows.
 BLOB = bytes((i * 7 + i // 256) % 256 for i in range(200 * 1024))

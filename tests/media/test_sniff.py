@@ -17,8 +17,8 @@ from app.media.probe import (
     probe_media,
 )
 from app.media.sniff import content_type_for, read_head, sniff_format
-from app.media.testing import make_jpeg, make_mov, make_mp4, make_png
 from tests.media.helpers import rejection
+from tests.support.media import make_jpeg, make_mov, make_mp4, make_png
 
 
 def test_a_png_named_mp4_is_probed_as_a_png(tmp_path: Path) -> None:

@@ -179,15 +179,6 @@ async def test_cancel_is_not_supported(provider: EvolinkProvider) -> None:
         await provider.cancel("task-unified-1-abcdefgh")
 
 
-async def test_aclose_leaves_the_shared_client_open(
-    provider: EvolinkProvider, http: httpx.AsyncClient
-) -> None:
-    await provider.aclose()
-
-    assert not http.is_closed
-    assert (await provider.submit(REQUEST)).status is TaskStatus.pending
-
-
 # --- create error translation --------------------------------------------------------
 
 

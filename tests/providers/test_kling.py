@@ -239,15 +239,6 @@ async def test_cancel_is_not_supported(kling: KlingProvider) -> None:
         await kling.cancel("123")
 
 
-async def test_aclose_leaves_the_shared_client_open(
-    kling: KlingProvider, http: httpx.AsyncClient
-) -> None:
-    await kling.aclose()
-
-    assert not http.is_closed
-    assert (await kling.submit(REQUEST)).status is TaskStatus.pending
-
-
 # --- parsing -------------------------------------------------------------------------
 
 
