@@ -15,6 +15,8 @@ from app.simulator.testing import RunningSimulator, running_simulator
 from tests.support.database import create_database, drop_database, server_url
 from tests.support.gateway import Gateway, free_port, gateway_settings, running_gateway
 
+pytest_plugins = ["tests.support.steps"]
+
 
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:

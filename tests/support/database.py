@@ -44,3 +44,16 @@ async def drop_database(server: str, test_url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def create_database_from(server: str, template_url: str) -> str:
+    """A new database copied from an already-migrated template: a fresh schema in ~0.1 s
+    instead of a full Alembic run. The template must have no open connections."""
+    name = f"mgw_step_{secrets.token_hex(4)}"
+    template = urlsplit(template_url).path.lstrip("/")
+    conn = await asyncpg.connect(asyncpg_dsn(server))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+    return with_database(server, name)
