@@ -147,7 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.gather(*(pool.drain(grace_s=2.0) for pool in pools))
+            grace_s = active.effective_shutdown_grace_s
+            await asyncio.gather(*(pool.drain(grace_s=grace_s) for pool in pools))
             await runtime.webhook_client.aclose()
             await runtime.media_client.aclose()
             await runtime.upstream_client.aclose()

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     circuit_open_s: float = 30.0
 
     worker_lease_s: float = 60.0
+    # How long shutdown waits for in-flight submits, polls and sends; unset: the longest
+    # call timeout plus a margin, so a deploy never turns a paid submit into an unknown.
+    shutdown_grace_s: float | None = None
     worker_sweep_interval_s: float = 2.0
     worker_concurrency: int = 8
     submit_retry_base_s: float = 2.0
@@ -127,6 +130,33 @@ class Settings(BaseSettings):
     webhook_log_retention_s: float = 30 * 86400.0
     webhook_ca_bundle: str | None = None
     dispatcher_concurrency: int = 32
+
+    @property
+    def longest_call_s(self) -> float:
+        return max(
+            self.provider_submit_timeout_s, self.provider_query_timeout_s, self.webhook_timeout_s
+        )
+
+    @property
+    def effective_shutdown_grace_s(self) -> float:
+        if self.shutdown_grace_s is not None:
+            return self.shutdown_grace_s
+        return self.longest_call_s + 5.0
+
+    @model_validator(mode="after")
+    def _leases_outlive_calls(self) -> Settings:
+        # A call that outlives its lease would be judged lost while it is still running.
+        if self.worker_lease_s <= self.longest_call_s:
+            raise ValueError(
+                f"MGW_WORKER_LEASE_S ({self.worker_lease_s:g}) must exceed the longest call "
+                f"timeout ({self.longest_call_s:g} s)"
+            )
+        if self.shutdown_grace_s is not None and self.shutdown_grace_s < self.longest_call_s:
+            raise ValueError(
+                f"MGW_SHUTDOWN_GRACE_S ({self.shutdown_grace_s:g}) must be at least the "
+                f"longest call timeout ({self.longest_call_s:g} s)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_prod(self) -> Settings:

@@ -19,11 +19,20 @@ class CircuitState(enum.StrEnum):
 
 @dataclass
 class CircuitBreaker:
+    """Closed → open after `failure_threshold` failures in a row → half-open after `open_s`,
+    when one probe call is let through; its outcome closes or reopens the circuit.
+
+    A probe slot whose outcome never arrives (the caller crashed, or its transaction failed
+    after choosing the provider) is given up after `probe_timeout_s`, so a provider can
+    never be jammed out of rotation for the life of the process.
+    """
+
     failure_threshold: int
     open_s: float
+    probe_timeout_s: float = 60.0
     failures: int = 0
     opened_at: float | None = None
-    probing: bool = False
+    probe_started_at: float | None = None
 
     def state(self, now: float | None = None) -> CircuitState:
         if self.opened_at is None:
@@ -31,22 +40,31 @@ class CircuitBreaker:
         now = time.monotonic() if now is None else now
         return CircuitState.half_open if now - self.opened_at >= self.open_s else CircuitState.open
 
+    @property
+    def probing(self) -> bool:
+        return self.probe_started_at is not None
+
     def allows(self, now: float | None = None) -> bool:
-        """Closed: yes. Open: no. Half-open: one probe at a time."""
+        """Closed: yes. Open: no. Half-open: one probe at a time, a lost one timing out."""
+        now = time.monotonic() if now is None else now
         current = self.state(now)
         if current is CircuitState.closed:
             return True
-        if current is CircuitState.half_open and not self.probing:
-            self.probing = True
-            return True
-        return False
+        if current is CircuitState.open:
+            return False
+        started = self.probe_started_at
+        if started is not None and now - started < self.probe_timeout_s:
+            return False
+        self.probe_started_at = now
+        return True
 
     def record_success(self) -> None:
-        self.failures, self.opened_at, self.probing = 0, None, False
+        """The provider answered, whatever it said about the job."""
+        self.failures, self.opened_at, self.probe_started_at = 0, None, None
 
     def record_failure(self, now: float | None = None) -> None:
         self.failures += 1
-        self.probing = False
+        self.probe_started_at = None
         if self.failures >= self.failure_threshold or self.opened_at is not None:
             self.opened_at = time.monotonic() if now is None else now
 

@@ -100,7 +100,12 @@ def build_registry(settings: Settings, client: httpx.AsyncClient) -> ProviderReg
         ProviderEntry(
             config=config,
             adapter=build_adapter(config, settings, client),
-            breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_open_s),
+            breaker=CircuitBreaker(
+                settings.circuit_failure_threshold,
+                settings.circuit_open_s,
+                # A probe is a submit: its outcome is known by the submit timeout at the latest.
+                probe_timeout_s=settings.provider_submit_timeout_s + 5.0,
+            ),
             bucket=TokenBucket(settings.upstream_query_rate_per_s, settings.upstream_query_burst),
         )
         for config in settings.providers

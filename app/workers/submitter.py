@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -67,9 +68,12 @@ def build_request(rt: Runtime, job: Job, provider: str) -> SubmitRequest:
 
 
 def _backoff_s(rt: Runtime, attempts: int, retry_after_s: float | None) -> float:
-    delay: float = min(
+    """Exponential, capped, with full jitter over its upper half: after an outage the
+    queued jobs spread out instead of retrying at the same instant."""
+    ceiling: float = min(
         rt.settings.submit_retry_max_s, rt.settings.submit_retry_base_s * 2 ** max(0, attempts - 1)
     )
+    delay = ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
     return max(delay, retry_after_s or 0.0)
 
 
@@ -118,12 +122,15 @@ async def send(rt: Runtime, attempt: Attempt) -> None:
         with upstream_call(entry.name, "submit"):
             snapshot = await entry.adapter.submit(attempt.request)
     except ProviderError as exc:
-        if not isinstance(exc, PermanentError) or provider_side(exc):
+        if isinstance(exc, PermanentError) and not provider_side(exc):
+            entry.breaker.record_success()  # a refusal of this job: the provider is up
+        else:
             entry.breaker.record_failure()
         await record_failure(rt, attempt, exc)
         return
     except Exception as exc:  # unknown failure after the request may have left: ambiguous
         log.exception("submit of %s to %s failed unexpectedly", attempt.job_id, entry.name)
+        entry.breaker.record_failure()  # resolves a probe: never leave the slot taken
         await record_failure(rt, attempt, AmbiguousError("submit_error", repr(exc)))
         return
     entry.breaker.record_success()

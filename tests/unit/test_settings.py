@@ -50,3 +50,17 @@ def test_env_example_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(_env_file=None)
     assert settings.providers[0].name == "simulator"
     assert settings.webhook_retry_schedule_s[-1] == 36000
+
+
+def test_a_lease_must_outlive_the_longest_call() -> None:
+    with pytest.raises(ValidationError, match="MGW_WORKER_LEASE_S"):
+        Settings(_env_file=None, worker_lease_s=30.0, provider_submit_timeout_s=30.0)
+    with pytest.raises(ValidationError, match="MGW_WORKER_LEASE_S"):
+        Settings(_env_file=None, worker_lease_s=20.0, webhook_timeout_s=25.0)
+
+
+def test_shutdown_waits_at_least_as_long_as_a_submit_may_take() -> None:
+    settings = Settings(_env_file=None, provider_submit_timeout_s=30.0)
+    assert settings.effective_shutdown_grace_s >= 30.0
+    with pytest.raises(ValidationError, match="MGW_SHUTDOWN_GRACE_S"):
+        Settings(_env_file=None, shutdown_grace_s=2.0, provider_submit_timeout_s=30.0)
