@@ -10,11 +10,15 @@ COPY migrations ./migrations
 RUN uv pip install --python /opt/venv/bin/python --no-deps -e .
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 gateway
+RUN useradd --create-home --uid 10001 gateway \
+ && mkdir -p /var/lib/motion-gateway && chown gateway:gateway /var/lib/motion-gateway
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
 WORKDIR /app
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 MGW_ENVIRONMENT=prod MGW_LOG_JSON=true
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 MGW_ENVIRONMENT=prod MGW_LOG_JSON=true \
+    MGW_DATA_DIR=/var/lib/motion-gateway
+# Uploads (and archives, unless object storage is configured) live here: mount a volume.
+VOLUME /var/lib/motion-gateway
 USER gateway
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
-from typing import Annotated, Any
+import contextlib
+import signal
+import socket
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, NoReturn, get_args
 
 import typer
 import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from app.settings import Settings
+from app.billing.pricing import CENT_PRECISION, MAX_BUDGET_USD, MIN_BUDGET_USD
+from app.settings import Role, Settings
 
 cli = typer.Typer(
     no_args_is_help=True, help="motion-gateway: a gateway for Kling 3.0 Motion Control"
 )
 keys = typer.Typer(no_args_is_help=True, help="Manage API keys")
 cli.add_typer(keys, name="keys")
+
+ROLES = get_args(Role)
 
 BANNER = """
 motion-gateway is up.
@@ -45,31 +53,95 @@ def serve(
     simulator_port: int = 8001,
 ) -> None:
     """Run the gateway (API and/or workers)."""
-    settings = Settings(role=role)
+    if role not in ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
+    settings = _settings(role=role)
+    ports = [port, simulator_port] if with_simulator else [port]
+    for busy in (p for p in ports if not _port_free(host, p)):
+        _fail(f"port {busy} on {host} is already in use")
     from app.main import create_app
 
     servers = [_server(create_app(settings), host, port)]
     if with_simulator:
         servers.append(_simulator_server(host, simulator_port))
-    typer.echo(
-        BANNER.format(
-            host=host,
-            port=port,
-            simulator=f"http://{host}:{simulator_port}" if with_simulator else "(not started)",
-        )
+    banner = BANNER.format(
+        host=host,
+        port=port,
+        simulator=f"http://{host}:{simulator_port}" if with_simulator else "(not started)",
     )
-    asyncio.run(_serve_all(servers))
+    _exit_cleanly_on_sigterm()
+    if not asyncio.run(_serve_all(servers, banner)):
+        _fail("the service did not start (see the log above)")
 
 
-async def _serve_all(servers: list[uvicorn.Server]) -> None:
-    """Run every server in one loop; Ctrl-C (handled by uvicorn) stops them all."""
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
-    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """One clear line on stderr, never a traceback."""
+    typer.echo(f"motion-gateway: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        _fail("invalid settings: " + "; ".join(_describe(e) for e in exc.errors()))
+    except SettingsError as exc:  # a value that is not even JSON; the cause says where
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        _fail(f"invalid settings: {exc}{cause}")
+
+
+def _describe(error: Any) -> str:
+    field = str(error["loc"][0]) if error.get("loc") else ""
+    name = {"database_url": "DATABASE_URL", "public_base_url": "PUBLIC_BASE_URL"}.get(
+        field, f"MGW_{field.upper()}" if field else "settings"
+    )
+    where = ".".join(str(part) for part in error["loc"][1:])
+    return f"{name}{'[' + where + ']' if where else ''}: {error['msg']}"
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Uvicorn shuts down gracefully on SIGTERM, then re-raises it; the default action would
+    kill the process without running `atexit`, leaving the embedded PostgreSQL behind."""
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
+async def _serve_all(servers: list[uvicorn.Server], banner: str) -> bool:
+    """Run every server in one loop; the banner once all of them are ready; Ctrl-C or
+    SIGTERM (handled by uvicorn) stops them all. False when one failed to start."""
+    tasks = [asyncio.create_task(_serve(s)) for s in servers]
+    announce = asyncio.create_task(_announce_when_started(servers, banner))
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    announce.cancel()
     for server in servers:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
-    for task in done:
-        task.result()
+    return all(server.started for server in servers)
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    # Uvicorn calls sys.exit(1) when it cannot start (a bind error, a failed lifespan).
+    with contextlib.suppress(SystemExit):
+        await server.serve()
+
+
+async def _announce_when_started(servers: list[uvicorn.Server], banner: str) -> None:
+    while not all(server.started for server in servers):  # noqa: ASYNC110 - uvicorn has no event
+        await asyncio.sleep(0.05)
+    typer.echo(banner)
 
 
 def _simulator_server(host: str, port: int) -> uvicorn.Server:
@@ -111,7 +183,7 @@ def migrate() -> None:
     from app.db.engine import resolve_database_url
     from app.db.migrate import upgrade_to_head
 
-    url = resolve_database_url(Settings())
+    url = resolve_database_url(_settings())
     asyncio.run(upgrade_to_head(url))
     typer.echo("database is at the latest migration")
 
@@ -120,16 +192,28 @@ def migrate() -> None:
 def keys_create(
     name: Annotated[str, typer.Option(help="Who the key is for")],
     admin: Annotated[bool, typer.Option(help="Grant the admin scope")] = False,
-    budget_usd: Annotated[float | None, typer.Option(help="Monthly budget in USD")] = None,
+    budget_usd: Annotated[str | None, typer.Option(help="Monthly budget in USD")] = None,
 ) -> None:
     """Create a client and its API key; the key and webhook secret are shown only once."""
-    issued = asyncio.run(_create_key(name, admin, budget_usd))
+    budget = _budget(budget_usd) if budget_usd is not None else None
+    _settings()  # a malformed setting is one clear line before any work
+    issued = asyncio.run(_create_key(name, admin, budget))
     typer.echo(f"client_id:      {issued[0]}")
     typer.echo(f"api_key:        {issued[1]}")
     typer.echo(f"webhook_secret: {issued[2]}")
 
 
-async def _create_key(name: str, admin: bool, budget_usd: float | None) -> tuple[str, str, str]:
+def _budget(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        _fail(f"--budget-usd must be a number of dollars, not {raw!r}")
+    if not value.is_finite() or not MIN_BUDGET_USD <= value <= MAX_BUDGET_USD:
+        _fail(f"--budget-usd must be between {MIN_BUDGET_USD} and {MAX_BUDGET_USD}")
+    return value.quantize(CENT_PRECISION)
+
+
+async def _create_key(name: str, admin: bool, budget: Decimal | None) -> tuple[str, str, str]:
     from app.auth.service import create_client_with_key
     from app.db.engine import make_engine, make_session_factory, resolve_database_url, transaction
     from app.db.migrate import upgrade_to_head
@@ -139,7 +223,6 @@ async def _create_key(name: str, admin: bool, budget_usd: float | None) -> tuple
     engine = make_engine(url, pool_size=1)
     try:
         async with transaction(make_session_factory(engine)) as session:
-            budget = Decimal(str(budget_usd)) if budget_usd is not None else None
             issued = await create_client_with_key(
                 session, name=name, admin=admin, budget_usd=budget
             )

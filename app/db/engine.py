@@ -30,7 +30,7 @@ def resolve_database_url(settings: Settings) -> str:
     """DATABASE_URL when given, else the embedded server under the data dir."""
     if settings.database_url:
         return normalize_database_url(settings.database_url)
-    return start_embedded_postgres(settings.data_dir)
+    return start_embedded_postgres(settings.data_root)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -35,10 +35,32 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class GatewayProcess:
-    def __init__(self, settings: Settings, port: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        port: int,
+        *,
+        cwd: Path = ROOT,
+        wrapper: list[str] | None = None,
+        env: dict[str, str | None] | None = None,
+    ) -> None:
+        """`wrapper`: a command the gateway runs under (e.g. setpriv); `env`: variables to
+        set, or to drop where the value is None."""
         self.settings = settings
         self.port = port
+        self.cwd = cwd
+        self.wrapper = wrapper or []
+        self.env_overrides = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _env(self) -> dict[str, str]:
+        env = settings_env(self.settings)
+        for name, value in self.env_overrides.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
 
     @property
     def base_url(self) -> str:
@@ -47,9 +69,9 @@ class GatewayProcess:
     async def start(self, timeout_s: float = 30.0) -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="gateway-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=settings_env(self.settings),
+            [*self.wrapper, sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
+            cwd=self.cwd,
+            env=self._env(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -70,6 +92,15 @@ class GatewayProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+
+    def terminate(self, timeout_s: float) -> int:
+        """SIGTERM, as a deploy sends it; the exit code once the process is gone."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

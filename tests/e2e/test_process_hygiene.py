@@ -1,0 +1,136 @@
+"""The service as an operator runs it: a real OS process, its signals, its files, its user."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.db.embedded import HANDLES_FILE
+from tests.support.gateway import free_port, gateway_settings
+from tests.support.media import make_png
+from tests.support.process import GatewayProcess, issue_key
+
+pytestmark = pytest.mark.slow
+
+OTHER_UID = 10001  # the container's user, who owns its read-only /app here
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "pg" / "postmaster.pid").read_text().splitlines()[0])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _gone(pid: int, timeout_s: float = 20.0) -> bool:
+    async with asyncio.timeout(timeout_s):
+        while _alive(pid):
+            await asyncio.sleep(0.1)
+    return True
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="mgw-embedded-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _embedded_gateway(data_dir: Path, simulator_url: str) -> GatewayProcess:
+    port = free_port()
+    settings = gateway_settings(
+        "unused", simulator_url, public_base_url=f"http://127.0.0.1:{port}", data_dir=data_dir
+    )
+    # No DATABASE_URL: the zero-configuration path that `make run` takes.
+    return GatewayProcess(settings, port, env={"DATABASE_URL": None})
+
+
+async def test_sigterm_stops_the_embedded_server_even_after_a_sigkilled_run(
+    data_dir: Path, simulator_url: str
+) -> None:
+    first = _embedded_gateway(data_dir, simulator_url)
+    await first.start(timeout_s=120)
+    postmaster = _postmaster_pid(data_dir)
+    first.kill()
+    # A killed process cannot release its handle: the server rightly keeps running.
+    assert _alive(postmaster)
+    assert str(first.proc.pid if first.proc else "") in (data_dir / "pg" / HANDLES_FILE).read_text()
+
+    second = _embedded_gateway(data_dir, simulator_url)
+    await second.start(timeout_s=120)
+    assert _postmaster_pid(data_dir) == postmaster  # reused, not started twice
+    code = second.terminate(timeout_s=60)
+
+    assert code in (0, 143), second.output()[-2000:]
+    assert await _gone(postmaster)
+    assert "Traceback" not in second.output()
+
+
+@pytest.fixture
+def simulator_url() -> str:
+    # These processes never submit: a base URL is all the settings need.
+    return "http://127.0.0.1:9"
+
+
+# Root without any capability: uid 0 still reads the interpreter under /root, but can no
+# longer write where only another user may, which is the container's situation.
+UNPRIVILEGED = ["setpriv", "--bounding-set", "-all", "--inh-caps", "-all", "--"]
+
+
+@pytest.fixture
+def read_only_cwd() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="mgw-ro-"))
+    os.chown(path, OTHER_UID, OTHER_UID)
+    path.chmod(0o555)  # another user's and read-only, like /app in the image
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_uploads_work_unprivileged_in_a_read_only_working_directory(
+    database_url: str, read_only_cwd: Path, tmp_path: Path, simulator_url: str
+) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (util-linux) to drop every capability")
+    port = free_port()
+    settings = gateway_settings(
+        database_url, simulator_url, public_base_url=f"http://127.0.0.1:{port}", media_dir=None
+    )
+    fallback = Path(tempfile.gettempdir()) / f"motion-gateway-{os.geteuid()}"
+    before = {p for p in fallback.rglob("*") if p.is_file()} if fallback.exists() else set()
+    key = await issue_key(database_url, name="unprivileged")
+    gateway = GatewayProcess(
+        settings,
+        port,
+        cwd=read_only_cwd,
+        wrapper=UNPRIVILEGED,
+        # No writable home either: the per-user temporary directory is what is left.
+        env={"HOME": str(read_only_cwd / "home"), "XDG_DATA_HOME": None, "MGW_MEDIA_DIR": None},
+    )
+    await gateway.start()
+    try:
+        image = make_png(tmp_path / "character.png", 640, 640)
+        headers = {"Authorization": f"Bearer {key.api_key}"}
+        async with httpx.AsyncClient(base_url=gateway.base_url, headers=headers) as http:
+            with image.open("rb") as f:
+                response = await http.post(
+                    "/v1/uploads", files={"file": ("character.png", f, "image/png")}
+                )
+    finally:
+        gateway.stop()
+
+    assert response.status_code == 201, response.text
+    stored = {p for p in fallback.rglob("*") if p.is_file()} - before
+    assert len(stored) == 1, stored
+    assert not any(read_only_cwd.iterdir())
