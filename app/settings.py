@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import os
 import tempfile
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -71,8 +72,9 @@ class ProviderConfig(BaseModel):
     api_key: str = ""  # evolink: the bearer key
     access_key: str = ""  # kling: the JWT's `iss`
     secret_key: str = ""  # kling: the HS256 signing key
-    price_720p_usd_per_s: float = Field(default=0.1134, gt=0)
-    price_1080p_usd_per_s: float = Field(default=0.1512, gt=0)
+    # Decimal strings ("0.1134"); up to 6 places, as providers quote fractions of a cent.
+    price_720p_usd_per_s: Decimal = Field(default=Decimal("0.1134"), gt=0, decimal_places=6)
+    price_1080p_usd_per_s: Decimal = Field(default=Decimal("0.1512"), gt=0, decimal_places=6)
     billing_rounding: BillingRounding = "nearest"
     enabled: bool = True
 
@@ -84,7 +86,7 @@ class ProviderConfig(BaseModel):
             raise ValueError(f"provider {self.name}: access_key and secret_key are required")
         return self
 
-    def price_per_s(self, quality: str) -> float:
+    def price_per_s(self, quality: str) -> Decimal:
         return self.price_1080p_usd_per_s if quality == "1080p" else self.price_720p_usd_per_s
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import and_, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Client, Job
@@ -40,6 +40,10 @@ async def committed_usd(session: AsyncSession, client_id: str, since: datetime) 
     return Decimal((await session.execute(stmt)).scalar_one())
 
 
+# The same rule as `app.jobs.views.at_risk_usd`, in SQL.
+_at_risk = and_(Job.submit_unknown.is_(True), Job.cost_billed_usd.is_(None))
+
+
 async def usage_rows(
     session: AsyncSession, client_id: str | None, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
@@ -51,6 +55,7 @@ async def usage_rows(
             func.coalesce(func.sum(Job.billed_seconds), 0),
             func.coalesce(func.sum(Job.cost_billed_usd), 0),
             func.coalesce(func.sum(Job.cost_estimated_usd), 0),
+            func.coalesce(func.sum(case((_at_risk, Job.cost_estimated_usd), else_=0)), 0),
         )
         .where(Job.created_at >= start, Job.created_at < end)
         .group_by(Job.client_id, Job.status)
@@ -65,6 +70,9 @@ async def usage_rows(
             "billed_seconds": int(seconds or 0),
             "billed_usd": Decimal(billed or 0),
             "estimated_usd": Decimal(estimated or 0),
+            "at_risk_usd": Decimal(at_risk or 0),
         }
-        for cid, status, count, seconds, billed, estimated in (await session.execute(stmt)).all()
+        for cid, status, count, seconds, billed, estimated, at_risk in (
+            await session.execute(stmt)
+        ).all()
     ]

@@ -5,12 +5,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.money import Money
+
 
 class UsageTotals(BaseModel):
     jobs: dict[str, int]
     billed_seconds: int
-    billed_usd: float
-    estimated_usd_in_flight: float
+    billed_usd: Money
+    estimated_usd_in_flight: Money
+    # Estimates of creates whose outcome is unknown: the upstream may have charged them.
+    at_risk_usd: Money
 
 
 class Usage(UsageTotals):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.billing import repository as repo
 from app.billing.schemas import Usage, UsageTotals
 from app.errors import PaymentRequired
+from app.money import usd_text
 from app.statuses import LIVE
 
 
@@ -37,26 +38,28 @@ async def reserve(
         raise PaymentRequired(
             f"this job's estimate of ${estimate_usd} would bring the month to "
             f"${committed + estimate_usd}, over the budget of ${budget}",
-            budget_usd=float(budget),
-            committed_usd=float(committed),
-            estimate_usd=float(estimate_usd),
+            budget_usd=usd_text(budget),
+            committed_usd=usd_text(committed),
+            estimate_usd=usd_text(estimate_usd),
         )
 
 
 def _totals(rows: list[dict[str, Any]]) -> UsageTotals:
     jobs: dict[str, int] = defaultdict(int)
-    seconds, billed, in_flight = 0, Decimal(0), Decimal(0)
+    seconds, billed, in_flight, at_risk = 0, Decimal(0), Decimal(0), Decimal(0)
     for row in rows:
         jobs[row["status"]] += row["count"]
         seconds += row["billed_seconds"]
         billed += row["billed_usd"]
+        at_risk += row["at_risk_usd"]
         if row["status"] in LIVE:
             in_flight += row["estimated_usd"]
     return UsageTotals(
         jobs=dict(jobs),
         billed_seconds=seconds,
-        billed_usd=float(billed),
-        estimated_usd_in_flight=float(in_flight),
+        billed_usd=billed,
+        estimated_usd_in_flight=in_flight,
+        at_risk_usd=at_risk,
     )
 
 

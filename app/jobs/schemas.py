@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from app.jobs.state import JobStatus
+from app.money import Money
 
 MODEL_ID = "kling-v3-motion-control"
 MAX_PROMPT_CHARS = 2500
@@ -156,9 +157,10 @@ class JobError(BaseModel):
 
 class JobCost(BaseModel):
     currency: Literal["USD"] = "USD"
-    estimated: float
-    billed: float | None
+    estimated: Money
+    billed: Money
     billed_seconds: int | None
+    at_risk: Money
 
 
 class JobOut(BaseModel):

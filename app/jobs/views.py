@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from app.jobs.schemas import JobCost, JobError, JobOut, JobResult, ProviderRef
 from app.models import Job
+from app.money import ZERO
 
 
 def to_out(job: Job) -> JobOut:
@@ -29,15 +31,23 @@ def to_out(job: Job) -> JobOut:
         if job.error_code
         else None,
         cost=JobCost(
-            estimated=float(job.cost_estimated_usd),
-            billed=float(job.cost_billed_usd) if job.cost_billed_usd is not None else None,
+            estimated=job.cost_estimated_usd,
+            billed=job.cost_billed_usd if job.cost_billed_usd is not None else ZERO,
             billed_seconds=job.billed_seconds,
+            at_risk=at_risk_usd(job),
         ),
         version=job.version,
         created_at=job.created_at,
         updated_at=job.updated_at,
         completed_at=job.completed_at,
     )
+
+
+def at_risk_usd(job: Job) -> Decimal:
+    """What an upstream may have charged for a create whose outcome we do not know."""
+    if job.submit_unknown and job.cost_billed_usd is None:
+        return job.cost_estimated_usd
+    return ZERO
 
 
 def _result(job: Job) -> JobResult | None:

@@ -58,8 +58,9 @@ class ProviderRegistry:
                 "circuit": e.breaker.state().value,
                 "consecutive_failures": e.breaker.failures,
                 "price_usd_per_s": {
-                    "720p": e.config.price_720p_usd_per_s,
-                    "1080p": e.config.price_1080p_usd_per_s,
+                    # Prices keep their own precision (up to 6 places), as strings.
+                    "720p": f"{e.config.price_720p_usd_per_s:f}",
+                    "1080p": f"{e.config.price_1080p_usd_per_s:f}",
                 },
                 "billing_rounding": e.config.billing_rounding,
             }

@@ -42,7 +42,7 @@ async def test_job_succeeds_end_to_end_with_a_playable_result(
         assert job["provider"]["task_id"].startswith("task-unified-")
         assert job["result"]["duration_s"] == 5
         assert job["cost"]["billed_seconds"] == 5
-        assert job["cost"]["billed"] == pytest.approx(0.567)  # 5 s × $0.1134
+        assert job["cost"]["billed"] == "0.5670"  # 5 s × $0.1134
         assert job["completed_at"] is not None
         video = await http.get(job["result"]["video_url"])
         metrics = (await http.get("/metrics")).text
@@ -100,7 +100,7 @@ async def test_failed_task_fails_the_job_with_the_upstream_reason(gateway: Gatew
         job = await wait_for_status(http, job_id)
     assert job["status"] == "failed"
     assert job["error"]["code"] == "content_policy"
-    assert job["cost"]["billed"] == 0
+    assert job["cost"]["billed"] == "0.0000"
 
 
 SLOW = {"processing_time_s": 60.0}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
+from decimal import Decimal
 
 from app.settings import ProviderConfig
 from app.simulator.kling_testing import fast_kling_config, install_faults
@@ -18,7 +18,7 @@ from tests.support.gateway import free_port, gateway_settings, running_gateway
 from tests.support.payloads import job_body
 
 
-def kling_provider(base_url: str, **prices: float) -> ProviderConfig:
+def kling_provider(base_url: str, **prices: Decimal) -> ProviderConfig:
     config = fast_kling_config()
     return ProviderConfig(
         name="kling",
@@ -49,7 +49,7 @@ async def test_a_job_succeeds_through_the_kling_wire(database_url: str) -> None:
     assert job["provider"] == {"name": "kling", "task_id": task.id}
     assert job["result"]["video_url"]
     assert job["cost"]["billed_seconds"] == 5
-    assert job["cost"]["billed"] == pytest.approx(5 * 0.1512)
+    assert job["cost"]["billed"] == "0.7560"  # 5 s × $0.1512
     assert_history_is_clean(history)
 
 
@@ -61,7 +61,7 @@ async def test_failover_from_a_broke_kling_account_to_the_aggregator(database_ur
         running_simulator(fast_simulator_config()) as aggregator,
     ):
         providers = [
-            kling_provider(kling.base_url, price_720p_usd_per_s=0.10),
+            kling_provider(kling.base_url, price_720p_usd_per_s=Decimal("0.10")),
             ProviderConfig(name="aggregator", base_url=aggregator.base_url, api_key="k"),
         ]
         await install_faults(kling, {"create": {"status": 429, "code": 1102}})

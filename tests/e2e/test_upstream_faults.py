@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -147,15 +148,15 @@ async def test_failover_to_the_next_cheapest_provider(
                 name="cheap",
                 base_url=cheap.base_url,
                 api_key="k",
-                price_720p_usd_per_s=0.10,
-                price_1080p_usd_per_s=0.16,
+                price_720p_usd_per_s=Decimal("0.10"),
+                price_1080p_usd_per_s=Decimal("0.16"),
             ),
             ProviderConfig(
                 name="dear",
                 base_url=dear.base_url,
                 api_key="k",
-                price_720p_usd_per_s=0.13,
-                price_1080p_usd_per_s=0.17,
+                price_720p_usd_per_s=Decimal("0.13"),
+                price_1080p_usd_per_s=Decimal("0.17"),
             ),
         ]
         settings = gateway_settings(
@@ -172,6 +173,6 @@ async def test_failover_to_the_next_cheapest_provider(
                 job = await wait_for_status(http, job_id)
         assert job["status"] == "succeeded"
         assert job["provider"]["name"] == "dear"
-        assert job["cost"]["billed"] == pytest.approx(0.65)  # 5 s × $0.13 at the provider used
+        assert job["cost"]["billed"] == "0.6500"  # 5 s × $0.13 at the provider used
         assert cheap.simulator.store.all() == []
         assert len(dear.simulator.store.all()) == 1

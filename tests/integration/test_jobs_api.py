@@ -133,7 +133,7 @@ async def test_create_returns_202_with_location_and_the_job(module_gateway: Gate
         assert job["model_params"]["element_list"] == [{"element_id": "el_1"}]
         assert job["cost"]["currency"] == "USD"
         # 30 s is the longest output for orientation video, at 1080p $0.1512/s
-        assert job["cost"]["estimated"] == pytest.approx(4.536)
+        assert job["cost"]["estimated"] == "4.5360"
         fetched = await http.get(f"/v1/jobs/{job['id']}")
         assert fetched.status_code == 200
         assert fetched.json()["id"] == job["id"]

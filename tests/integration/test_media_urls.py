@@ -74,7 +74,7 @@ async def test_url_media_is_checked_against_the_model_limits(
         assert listed == []
     elif video == "ok.mp4" and image == "ok.png":
         # estimated from the probed 4 s, not the 10 s the orientation allows
-        assert response.json()["cost"]["estimated"] < 10 * 0.1134
+        assert response.json()["cost"]["estimated"] == "0.4536"  # 4 s × $0.1134
 
 
 async def test_strict_mode_refuses_what_it_cannot_fetch(

@@ -130,7 +130,7 @@ async def test_jobs_take_upload_ids_and_check_the_video_for_the_orientation(
     job = ok.json()
     assert "/media/" in job["image_url"]
     assert "sig=" in job["video_url"]
-    assert job["cost"]["estimated"] == pytest.approx(12 * 0.1134)  # from the probed duration
+    assert job["cost"]["estimated"] == "1.3608"  # the probed 12 s × $0.1134
     assert swapped.status_code == 422
     assert swapped.json()["code"] == "upload_not_image"
     assert foreign.status_code == 422
