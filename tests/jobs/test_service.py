@@ -28,8 +28,8 @@ from tests.support.steps import Steps
 ESTIMATE = Decimal("1.1340")
 
 
-async def test_create_stores_a_queued_job_due_now_with_one_created_event(steps: Steps) -> None:
-    rt, key = steps.runtime, await steps.new_client()
+async def test_create_stores_a_queued_job_due_now_with_one_created_event(db_steps: Steps) -> None:
+    rt, key = db_steps.runtime, await db_steps.new_client()
 
     job, created = await create(rt, key, body(prompt="a dance", metadata={"k": "v"}))
 
@@ -51,9 +51,9 @@ async def test_create_stores_a_queued_job_due_now_with_one_created_event(steps: 
 
 
 async def test_the_same_key_and_body_return_the_first_job_without_a_second_row(
-    steps: Steps,
+    db_steps: Steps,
 ) -> None:
-    rt, key = steps.runtime, await steps.new_client()
+    rt, key = db_steps.runtime, await db_steps.new_client()
 
     first, first_created = await create(rt, key, body(), idem="order-1")
     again, again_created = await create(rt, key, body(), idem="order-1")
@@ -64,8 +64,8 @@ async def test_the_same_key_and_body_return_the_first_job_without_a_second_row(
     assert steps_of(await history(rt, first.id)) == [(None, "queued", 1)]
 
 
-async def test_the_same_key_with_another_body_is_the_documented_409(steps: Steps) -> None:
-    rt, key = steps.runtime, await steps.new_client()
+async def test_the_same_key_with_another_body_is_the_documented_409(db_steps: Steps) -> None:
+    rt, key = db_steps.runtime, await db_steps.new_client()
     await create(rt, key, body(), idem="order-1")
 
     with pytest.raises(IdempotencyConflict) as raised:
@@ -75,9 +75,9 @@ async def test_the_same_key_with_another_body_is_the_documented_409(steps: Steps
     assert await count_jobs(rt) == 1
 
 
-async def test_an_idempotency_key_belongs_to_one_client(steps: Steps) -> None:
-    rt = steps.runtime
-    alice, bob = await steps.new_client("alice"), await steps.new_client("bob")
+async def test_an_idempotency_key_belongs_to_one_client(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    alice, bob = await db_steps.new_client("alice"), await db_steps.new_client("bob")
 
     a, _ = await create(rt, alice, body(), idem="same")
     b, b_created = await create(rt, bob, body(quality="1080p"), idem="same")
@@ -87,8 +87,8 @@ async def test_an_idempotency_key_belongs_to_one_client(steps: Steps) -> None:
     assert (await load(rt, b.id)).client_id == bob.client_id
 
 
-async def test_without_a_key_each_create_is_a_new_job(steps: Steps) -> None:
-    rt, key = steps.runtime, await steps.new_client()
+async def test_without_a_key_each_create_is_a_new_job(db_steps: Steps) -> None:
+    rt, key = db_steps.runtime, await db_steps.new_client()
 
     a, _ = await create(rt, key)
     b, _ = await create(rt, key)
@@ -97,9 +97,9 @@ async def test_without_a_key_each_create_is_a_new_job(steps: Steps) -> None:
     assert await count_jobs(rt) == 2
 
 
-async def test_a_create_over_the_budget_is_402_and_stores_nothing(steps: Steps) -> None:
-    rt = steps.runtime
-    key = await steps.new_client(budget_usd=Decimal("2.00"))
+async def test_a_create_over_the_budget_is_402_and_stores_nothing(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    key = await db_steps.new_client(budget_usd=Decimal("2.00"))
     await create(rt, key)  # reserves 1.1340 of 2.00
 
     with pytest.raises(PaymentRequired) as raised:
@@ -114,9 +114,9 @@ async def test_a_create_over_the_budget_is_402_and_stores_nothing(steps: Steps) 
     assert await count_jobs(rt) == 1
 
 
-async def test_a_replay_of_a_reserved_job_is_not_charged_again(steps: Steps) -> None:
-    rt = steps.runtime
-    key = await steps.new_client(budget_usd=Decimal("1.50"))
+async def test_a_replay_of_a_reserved_job_is_not_charged_again(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    key = await db_steps.new_client(budget_usd=Decimal("1.50"))
     first, _ = await create(rt, key, idem="k")
 
     again, created = await create(rt, key, idem="k")  # a second reservation would be 402
@@ -124,9 +124,9 @@ async def test_a_replay_of_a_reserved_job_is_not_charged_again(steps: Steps) -> 
     assert (again.id, created) == (first.id, False)
 
 
-async def test_a_finished_job_counts_its_billed_cost_not_its_reservation(steps: Steps) -> None:
-    rt = steps.runtime
-    key = await steps.new_client(budget_usd=Decimal("2.00"))
+async def test_a_finished_job_counts_its_billed_cost_not_its_reservation(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    key = await db_steps.new_client(budget_usd=Decimal("2.00"))
     await insert_row(
         rt,
         key.client_id,
@@ -141,9 +141,9 @@ async def test_a_finished_job_counts_its_billed_cost_not_its_reservation(steps: 
     assert (await load(rt, job.id)).status is JobStatus.queued
 
 
-async def test_get_returns_the_callers_job_and_hides_anothers(steps: Steps) -> None:
-    rt = steps.runtime
-    alice, bob = await steps.new_client("alice"), await steps.new_client("bob")
+async def test_get_returns_the_callers_job_and_hides_anothers(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    alice, bob = await db_steps.new_client("alice"), await db_steps.new_client("bob")
     job, _ = await create(rt, alice)
 
     async with transaction(rt.session_factory) as session:
@@ -154,9 +154,9 @@ async def test_get_returns_the_callers_job_and_hides_anothers(steps: Steps) -> N
     assert found.id == job.id
 
 
-async def test_list_pages_newest_first_with_a_cursor_until_none(steps: Steps) -> None:
-    rt = steps.runtime
-    key, other = await steps.new_client("mine"), await steps.new_client("other")
+async def test_list_pages_newest_first_with_a_cursor_until_none(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    key, other = await db_steps.new_client("mine"), await db_steps.new_client("other")
     ids = [(await create(rt, key))[0].id for _ in range(5)]
     await create(rt, other)
 
@@ -181,8 +181,8 @@ async def test_list_pages_newest_first_with_a_cursor_until_none(steps: Steps) ->
     assert [p.next_cursor for p in pages] == [newest_first[1], newest_first[3], None]
 
 
-async def test_list_filters_by_status(steps: Steps) -> None:
-    rt, key = steps.runtime, await steps.new_client()
+async def test_list_filters_by_status(db_steps: Steps) -> None:
+    rt, key = db_steps.runtime, await db_steps.new_client()
     queued, _ = await create(rt, key)
     done = await insert_row(rt, key.client_id, status=JobStatus.failed)
 
@@ -199,8 +199,8 @@ async def test_list_filters_by_status(steps: Steps) -> None:
     assert failed.next_cursor is None
 
 
-async def test_list_refuses_a_cursor_it_did_not_issue(steps: Steps) -> None:
-    rt, key = steps.runtime, await steps.new_client()
+async def test_list_refuses_a_cursor_it_did_not_issue(db_steps: Steps) -> None:
+    rt, key = db_steps.runtime, await db_steps.new_client()
 
     async with transaction(rt.session_factory) as session:
         with pytest.raises(InvalidCursor) as raised:
@@ -211,8 +211,8 @@ async def test_list_refuses_a_cursor_it_did_not_issue(steps: Steps) -> None:
     assert (raised.value.status_code, raised.value.code) == (422, "invalid_cursor")
 
 
-async def test_cancel_of_a_queued_job_cancels_it_here_with_one_event(steps: Steps) -> None:
-    rt, key = steps.runtime, await steps.new_client()
+async def test_cancel_of_a_queued_job_cancels_it_here_with_one_event(db_steps: Steps) -> None:
+    rt, key = db_steps.runtime, await db_steps.new_client()
     job, _ = await create(rt, key)
 
     async with transaction(rt.session_factory) as session:
@@ -229,10 +229,10 @@ async def test_cancel_of_a_queued_job_cancels_it_here_with_one_event(steps: Step
 
 
 async def test_cancel_of_a_submitted_job_the_provider_cannot_cancel_is_409_unchanged(
-    steps: Steps,
+    db_steps: Steps,
 ) -> None:
     """The evolink wire has no cancel: the job stays submitted, nothing is recorded."""
-    rt, key = steps.runtime, await steps.new_client()
+    rt, key = db_steps.runtime, await db_steps.new_client()
     job = await insert_row(
         rt,
         key.client_id,
@@ -252,21 +252,24 @@ async def test_cancel_of_a_submitted_job_the_provider_cannot_cancel_is_409_uncha
     assert await history(rt, job.id) == []
 
 
-@pytest.mark.parametrize("status", [JobStatus.submitting, JobStatus.succeeded])
-async def test_cancel_outside_queued_or_at_provider_is_409(steps: Steps, status: JobStatus) -> None:
-    rt, key = steps.runtime, await steps.new_client()
-    job = await insert_row(rt, key.client_id, status=status)
-
-    async with transaction(rt.session_factory) as session:
-        with pytest.raises(NotCancellable):
-            await service.cancel_job(session, rt, principal(key), job.id)
-
-    assert (await load(rt, job.id)).status is status
+_NOT_CANCELLABLE = [JobStatus.submitting, JobStatus.succeeded, JobStatus.expired]
 
 
-async def test_cancel_of_another_clients_job_is_not_found(steps: Steps) -> None:
-    rt = steps.runtime
-    alice, bob = await steps.new_client("alice"), await steps.new_client("bob")
+async def test_cancel_outside_queued_or_at_provider_is_409(db_steps: Steps) -> None:
+    rt, key = db_steps.runtime, await db_steps.new_client()
+    jobs = [await insert_row(rt, key.client_id, status=s) for s in _NOT_CANCELLABLE]
+
+    for job in jobs:
+        async with transaction(rt.session_factory) as session:
+            with pytest.raises(NotCancellable):
+                await service.cancel_job(session, rt, principal(key), job.id)
+
+    assert [(await load(rt, j.id)).status for j in jobs] == _NOT_CANCELLABLE
+
+
+async def test_cancel_of_another_clients_job_is_not_found(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    alice, bob = await db_steps.new_client("alice"), await db_steps.new_client("bob")
     job, _ = await create(rt, alice)
 
     async with transaction(rt.session_factory) as session:
@@ -276,9 +279,9 @@ async def test_cancel_of_another_clients_job_is_not_found(steps: Steps) -> None:
     assert (await load(rt, job.id)).status is JobStatus.queued
 
 
-async def test_events_list_the_history_in_order_and_only_for_the_owner(steps: Steps) -> None:
-    rt = steps.runtime
-    alice, bob = await steps.new_client("alice"), await steps.new_client("bob")
+async def test_events_list_the_history_in_order_and_only_for_the_owner(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    alice, bob = await db_steps.new_client("alice"), await db_steps.new_client("bob")
     job, _ = await create(rt, alice)
     async with transaction(rt.session_factory) as session:
         await service.cancel_job(session, rt, principal(alice), job.id)

@@ -33,10 +33,10 @@ async def _command(rt: Runtime, job_id: str, cmd: Command, **kwargs: Any) -> Dec
         return await transitions.command(session, job, cmd, source="submitter", **kwargs)
 
 
-async def _at_provider(steps: Steps, status: JobStatus, progress: int = 0, **fields: Any) -> Job:
-    key = await steps.new_client()
+async def _at_provider(db_steps: Steps, status: JobStatus, progress: int = 0, **fields: Any) -> Job:
+    key = await db_steps.new_client()
     return await insert_row(
-        steps.runtime,
+        db_steps.runtime,
         key.client_id,
         status=status,
         progress=progress,
@@ -48,9 +48,9 @@ async def _at_provider(steps: Steps, status: JobStatus, progress: int = 0, **fie
     )
 
 
-async def test_a_command_bumps_the_version_and_writes_one_event_row(steps: Steps) -> None:
-    rt = steps.runtime
-    job, _ = await create(rt, await steps.new_client())
+async def test_a_command_bumps_the_version_and_writes_one_event_row(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job, _ = await create(rt, await db_steps.new_client())
 
     decision = await _command(rt, job.id, Command.start_submit, detail={"provider": "simulator"})
 
@@ -69,10 +69,10 @@ async def test_a_command_bumps_the_version_and_writes_one_event_row(steps: Steps
 
 
 async def test_an_observation_that_raises_the_rank_is_applied_with_its_progress(
-    steps: Steps,
+    db_steps: Steps,
 ) -> None:
-    rt = steps.runtime
-    job = await _at_provider(steps, JobStatus.submitted)
+    rt = db_steps.runtime
+    job = await _at_provider(db_steps, JobStatus.submitted)
 
     decision = await _observe(rt, job.id, JobStatus.processing, 40)
 
@@ -84,9 +84,9 @@ async def test_an_observation_that_raises_the_rank_is_applied_with_its_progress(
     assert (events[0].progress, events[0].source) == (40, "poller")
 
 
-async def test_progress_alone_updates_the_row_but_writes_no_event(steps: Steps) -> None:
-    rt = steps.runtime
-    job = await _at_provider(steps, JobStatus.processing, progress=40)
+async def test_progress_alone_updates_the_row_but_writes_no_event(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job = await _at_provider(db_steps, JobStatus.processing, progress=40)
 
     decision = await _observe(rt, job.id, JobStatus.processing, 70)
 
@@ -97,9 +97,9 @@ async def test_progress_alone_updates_the_row_but_writes_no_event(steps: Steps) 
     assert await history(rt, job.id) == []
 
 
-async def test_a_stale_observation_writes_nothing(steps: Steps) -> None:
-    rt = steps.runtime
-    job = await _at_provider(steps, JobStatus.processing, progress=40)
+async def test_a_stale_observation_writes_nothing(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job = await _at_provider(db_steps, JobStatus.processing, progress=40)
 
     decision = await _observe(rt, job.id, JobStatus.submitted, 90)
 
@@ -110,9 +110,9 @@ async def test_a_stale_observation_writes_nothing(steps: Steps) -> None:
     assert await history(rt, job.id) == []
 
 
-async def test_a_repeated_observation_writes_nothing(steps: Steps) -> None:
-    rt = steps.runtime
-    job = await _at_provider(steps, JobStatus.processing, progress=40)
+async def test_a_repeated_observation_writes_nothing(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job = await _at_provider(db_steps, JobStatus.processing, progress=40)
 
     decision = await _observe(rt, job.id, JobStatus.processing, 40)
 
@@ -123,11 +123,15 @@ async def test_a_repeated_observation_writes_nothing(steps: Steps) -> None:
 
 
 async def test_success_sets_completed_at_clears_the_schedule_and_enqueues_the_event(
-    steps: Steps,
+    db_steps: Steps,
 ) -> None:
-    rt = steps.runtime
+    rt = db_steps.runtime
     job = await _at_provider(
-        steps, JobStatus.processing, progress=60, locked_until=later(60), next_attempt_at=later(5)
+        db_steps,
+        JobStatus.processing,
+        progress=60,
+        locked_until=later(60),
+        next_attempt_at=later(5),
     )
 
     await _observe(rt, job.id, JobStatus.succeeded, 60)
@@ -141,9 +145,9 @@ async def test_success_sets_completed_at_clears_the_schedule_and_enqueues_the_ev
     assert await outbox_types(rt, job.id) == ["job.succeeded"]
 
 
-async def test_a_failing_command_is_terminal_too(steps: Steps) -> None:
-    rt = steps.runtime
-    job = await _at_provider(steps, JobStatus.submitted, progress=10)
+async def test_a_failing_command_is_terminal_too(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job = await _at_provider(db_steps, JobStatus.submitted, progress=10)
 
     await _command(rt, job.id, Command.fail, detail={"error": "x"})
 
@@ -155,9 +159,9 @@ async def test_a_failing_command_is_terminal_too(steps: Steps) -> None:
     assert await outbox_types(rt, job.id) == ["job.failed"]
 
 
-async def test_a_terminal_job_absorbs_observations_and_commands(steps: Steps) -> None:
-    rt = steps.runtime
-    job = await _at_provider(steps, JobStatus.succeeded, progress=100)
+async def test_a_terminal_job_absorbs_observations_and_commands(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job = await _at_provider(db_steps, JobStatus.succeeded, progress=100)
 
     seen = await _observe(rt, job.id, JobStatus.failed, 0)
     commanded = await _command(rt, job.id, Command.expire)
@@ -173,9 +177,9 @@ async def test_a_terminal_job_absorbs_observations_and_commands(steps: Steps) ->
     assert await outbox_types(rt, job.id) == []
 
 
-async def test_a_command_not_allowed_from_the_state_writes_nothing(steps: Steps) -> None:
-    rt = steps.runtime
-    job, _ = await create(rt, await steps.new_client())
+async def test_a_command_not_allowed_from_the_state_writes_nothing(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job, _ = await create(rt, await db_steps.new_client())
 
     decision = await _command(rt, job.id, Command.mark_submitted)
 
@@ -185,9 +189,9 @@ async def test_a_command_not_allowed_from_the_state_writes_nothing(steps: Steps)
     assert steps_of(await history(rt, job.id)) == [(None, "queued", 1)]
 
 
-async def test_a_requeue_resets_progress_and_records_the_round_trip(steps: Steps) -> None:
-    rt = steps.runtime
-    job, _ = await create(rt, await steps.new_client())
+async def test_a_requeue_resets_progress_and_records_the_round_trip(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job, _ = await create(rt, await db_steps.new_client())
 
     await _command(rt, job.id, Command.start_submit)
     await _command(rt, job.id, Command.requeue)
@@ -203,9 +207,9 @@ async def test_a_requeue_resets_progress_and_records_the_round_trip(steps: Steps
     ]
 
 
-async def test_a_rolled_back_transition_leaves_neither_version_nor_event(steps: Steps) -> None:
-    rt = steps.runtime
-    job = await _at_provider(steps, JobStatus.submitted)
+async def test_a_rolled_back_transition_leaves_neither_version_nor_event(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    job = await _at_provider(db_steps, JobStatus.submitted)
 
     class Abort(Exception):
         pass

@@ -221,7 +221,6 @@ async def _assert_left_unknown(
     "fault",
     [
         pytest.param({"status": 500, "create_anyway": True, "count": 1}, id="500-after-create"),
-        pytest.param({"status": 504, "create_anyway": True, "count": 1}, id="504-after-create"),
     ],
 )
 async def test_an_error_after_the_task_was_created_leaves_submit_unknown(
