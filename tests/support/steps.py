@@ -81,3 +81,18 @@ async def steps(step_database_url: str, simulator: RunningSimulator) -> AsyncIte
         yield opened
     finally:
         await close_steps(opened)
+
+
+# A provider URL nothing listens on (port 9, discard): for steps that never call a provider.
+NO_PROVIDER_URL = "http://127.0.0.1:9"
+
+
+@pytest.fixture
+async def db_steps(step_database_url: str) -> AsyncIterator[Steps]:
+    """Like `steps` without a simulator, for service, transition and claim tests that never
+    reach a provider: one server fewer to start and stop per test."""
+    opened = await open_steps(step_settings(step_database_url, NO_PROVIDER_URL))
+    try:
+        yield opened
+    finally:
+        await close_steps(opened)

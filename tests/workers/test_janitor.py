@@ -1,0 +1,251 @@
+"""One janitor step at a time: deadlines, submits whose outcome stayed unknown."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import pytest
+
+from app.clock import utcnow
+from app.runtime import Runtime
+from app.simulator.testing import RunningSimulator
+from app.statuses import JobStatus
+from app.workers import janitor, submitter
+from app.workers.loop import Pool
+from tests.support.jobs import (
+    ago,
+    create,
+    history,
+    insert_row,
+    later,
+    load,
+    outbox_types,
+    set_faults,
+    sim_tasks,
+    steps_of,
+    update_row,
+)
+from tests.support.steps import Steps
+
+
+def window_after(rt: Runtime, low: datetime, high: datetime, value: datetime | None) -> bool:
+    window = timedelta(seconds=rt.settings.submit_unknown_window_s)
+    return value is not None and low + window <= value <= high + window
+
+
+async def test_a_queued_job_past_its_deadline_expires(steps: Steps) -> None:
+    rt = steps.runtime
+    job, _ = await create(rt, await steps.new_client())
+    await update_row(rt, job.id, deadline_at=ago(1))
+
+    settled = await janitor.settle_stale(rt)
+
+    assert settled == 1
+    stored = await load(rt, job.id)
+    assert (stored.status, stored.version, stored.error_code) == (
+        JobStatus.expired,
+        2,
+        "deadline_exceeded",
+    )
+    assert stored.completed_at is not None
+    assert stored.next_attempt_at is None
+    events = await history(rt, job.id)
+    assert steps_of(events) == [(None, "queued", 1), ("queued", "expired", 2)]
+    assert events[1].source == "janitor"
+    assert await outbox_types(rt, job.id) == ["job.expired"]
+
+
+async def test_a_job_at_the_provider_past_its_deadline_expires_through_the_janitor_step(
+    steps: Steps,
+) -> None:
+    rt = steps.runtime
+    key = await steps.new_client()
+    job = await insert_row(
+        rt,
+        key.client_id,
+        status=JobStatus.processing,
+        progress=40,
+        version=4,
+        provider_name="simulator",
+        provider_task_id="task-1",
+        next_poll_at=later(5),
+        deadline_at=ago(1),
+    )
+
+    settled = await janitor.Janitor(rt).step()
+
+    assert settled == 1
+    stored = await load(rt, job.id)
+    assert (stored.status, stored.progress, stored.version) == (JobStatus.expired, 40, 5)
+    assert (stored.next_poll_at, stored.error_code) == (None, "deadline_exceeded")
+    assert steps_of(await history(rt, job.id)) == [("processing", "expired", 5)]
+
+
+async def test_nothing_stale_settles_nothing(steps: Steps) -> None:
+    rt = steps.runtime
+    key = await steps.new_client()
+    live, _ = await create(rt, key)
+    done = await insert_row(rt, key.client_id, status=JobStatus.succeeded, deadline_at=ago(60))
+
+    assert await janitor.settle_stale(rt) == 0
+
+    assert (await load(rt, live.id)).status is JobStatus.queued
+    stored = await load(rt, done.id)
+    assert (stored.status, stored.error_code, stored.version) == (JobStatus.succeeded, None, 1)
+
+
+async def test_a_submit_whose_lease_ran_out_is_marked_unknown_not_resent(steps: Steps) -> None:
+    """The worker that sent it died mid-call: the request may have reached the provider."""
+    rt = steps.runtime
+    job, _ = await create(rt, await steps.new_client())
+    await submitter.claim(rt, limit=1)  # the worker dies before it sends or records
+    await update_row(rt, job.id, locked_until=ago(1))
+    before = utcnow()
+
+    assert await janitor.settle_stale(rt) == 1
+
+    after = utcnow()
+    stored = await load(rt, job.id)
+    assert (stored.status, stored.submit_unknown, stored.locked_until) == (
+        JobStatus.submitting,
+        True,
+        None,
+    )
+    assert window_after(rt, before, after, stored.next_attempt_at)
+    assert stored.version == 2  # no state change, so no event
+    assert len(await history(rt, job.id)) == 2
+    assert await janitor.settle_stale(rt) == 0  # the window is open: wait for a callback
+    assert await submitter.claim(rt, limit=5) == []
+
+
+async def test_a_submit_whose_unknown_window_closed_fails_visibly(steps: Steps) -> None:
+    rt = steps.runtime
+    key = await steps.new_client()
+    job = await insert_row(
+        rt,
+        key.client_id,
+        status=JobStatus.submitting,
+        version=2,
+        provider_name="simulator",
+        submit_attempts=1,
+        submit_unknown=True,
+        next_attempt_at=ago(1),
+    )
+
+    assert await janitor.settle_stale(rt) == 1
+
+    stored = await load(rt, job.id)
+    assert (stored.status, stored.version, stored.error_code) == (
+        JobStatus.failed,
+        3,
+        "submit_outcome_unknown",
+    )
+    assert stored.completed_at is not None
+    assert stored.next_attempt_at is None
+    events = await history(rt, job.id)
+    assert steps_of(events) == [("submitting", "failed", 3)]
+    assert events[0].source == "janitor"
+    assert await outbox_types(rt, job.id) == ["job.failed"]
+
+
+async def test_an_ambiguous_submit_fails_after_the_window_and_is_never_resent(
+    steps: Steps, simulator: RunningSimulator
+) -> None:
+    """The whole path: a 500 after the task was created, the window, the janitor."""
+    rt = steps.runtime
+    job, _ = await create(rt, await steps.new_client())
+    await set_faults(simulator, {"create": {"status": 500, "create_anyway": True, "count": 1}})
+    pool = Pool(4, asyncio.Event())
+    await submitter.step(rt, pool)
+    await pool.drain(grace_s=10.0)
+    assert (await load(rt, job.id)).submit_unknown is True
+
+    assert await janitor.settle_stale(rt) == 0  # the window is still open
+    await update_row(rt, job.id, next_attempt_at=ago(0.01))  # and now it closed
+    assert await janitor.settle_stale(rt) == 1
+
+    stored = await load(rt, job.id)
+    assert (stored.status, stored.error_code) == (JobStatus.failed, "submit_outcome_unknown")
+    assert steps_of(await history(rt, job.id)) == [
+        (None, "queued", 1),
+        ("queued", "submitting", 2),
+        ("submitting", "failed", 3),
+    ]
+    assert await submitter.step(rt, Pool(4, asyncio.Event())) == 0
+    assert (await sim_tasks(simulator))["create_calls"] == 1
+
+
+async def test_the_deadline_wins_over_an_open_unknown_window(steps: Steps) -> None:
+    rt = steps.runtime
+    key = await steps.new_client()
+    job = await insert_row(
+        rt,
+        key.client_id,
+        status=JobStatus.submitting,
+        version=2,
+        submit_unknown=True,
+        next_attempt_at=later(60),
+        deadline_at=ago(1),
+    )
+
+    assert await janitor.settle_stale(rt) == 1
+
+    stored = await load(rt, job.id)
+    assert (stored.status, stored.error_code) == (JobStatus.expired, "deadline_exceeded")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "submit_unknown is never cleared: a slow send whose lease ran out (janitor marked it "
+        "unknown) and that then answers 503 is requeued with submit_unknown still True, so "
+        "when its next attempt loses its lease the janitor fails it at once, without the "
+        "unknown window"
+    ),
+)
+async def test_a_provably_refused_submit_clears_the_unknown_mark_before_its_retry(
+    steps: Steps, simulator: RunningSimulator
+) -> None:
+    rt = steps.runtime
+    job, _ = await create(rt, await steps.new_client())
+    [slow] = await submitter.claim(rt, limit=1)
+    await update_row(rt, job.id, locked_until=ago(1))  # the send outlives its lease
+    await janitor.settle_stale(rt)  # ... so the janitor marks the outcome unknown
+    await set_faults(simulator, {"create": {"status": 503, "count": 1}})
+    await submitter.send(rt, slow)  # then the provider answers: provably not created
+    assert (await load(rt, job.id)).status is JobStatus.queued
+
+    await update_row(rt, job.id, next_attempt_at=ago(0.01))
+    await submitter.claim(rt, limit=1)  # the retry's worker dies too
+    await update_row(rt, job.id, locked_until=ago(1))
+    await janitor.settle_stale(rt)
+
+    stored = await load(rt, job.id)
+    assert (stored.status, stored.error_code) == (JobStatus.submitting, None)
+    assert stored.submit_unknown is True  # its own unknown window is open now
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "submit_unknown is never cleared: a send that answers with a task after the janitor "
+        "marked it unknown leaves a healthy submitted job flagged unknown (admin stuck=true "
+        "lists it for the rest of its life)"
+    ),
+)
+async def test_a_late_answer_with_a_task_clears_the_unknown_mark(
+    steps: Steps, simulator: RunningSimulator
+) -> None:
+    rt = steps.runtime
+    job, _ = await create(rt, await steps.new_client())
+    [slow] = await submitter.claim(rt, limit=1)
+    await update_row(rt, job.id, locked_until=ago(1))
+    await janitor.settle_stale(rt)
+
+    await submitter.send(rt, slow)
+
+    stored = await load(rt, job.id)
+    tasks = (await sim_tasks(simulator))["tasks"]
+    assert (stored.status, stored.provider_task_id) == (JobStatus.submitted, tasks[0]["id"])
+    assert stored.submit_unknown is False
