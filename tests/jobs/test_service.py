@@ -107,9 +107,9 @@ async def test_a_create_over_the_budget_is_402_and_stores_nothing(db_steps: Step
 
     assert (raised.value.status_code, raised.value.code) == (402, "budget_exceeded")
     assert raised.value.extra == {
-        "budget_usd": 2.0,
-        "committed_usd": 1.134,
-        "estimate_usd": 1.134,
+        "budget_usd": "2.0000",
+        "committed_usd": "1.1340",
+        "estimate_usd": "1.1340",
     }
     assert await count_jobs(rt) == 1
 
