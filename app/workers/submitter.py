@@ -154,6 +154,7 @@ async def record_success(rt: Runtime, attempt: Attempt, snapshot: TaskSnapshot) 
             return  # an early callback or an operator already moved it on
         # The create's answer is authoritative over a task id adopted from a callback.
         job.provider_task_id = snapshot.task_id
+        job.submit_unknown = False  # a late answer settles what the janitor could not know
         job.estimated_time_s = snapshot.estimated_time_s
         job.locked_until = None
         job.next_poll_at = reconcile.first_poll_at(
@@ -177,9 +178,9 @@ async def record_failure(rt: Runtime, attempt: Attempt, exc: ProviderError) -> N
         if job is None or job.status is not JobStatus.submitting:
             return
         job.locked_until = None
+        job.submit_unknown = isinstance(exc, AmbiguousError)  # a definite refusal is known
         if isinstance(exc, AmbiguousError):
             # Never resubmit blindly: wait for a callback naming our job, then give up visibly.
-            job.submit_unknown = True
             job.next_attempt_at = now + timedelta(seconds=rt.settings.submit_unknown_window_s)
             log.warning(
                 "submit of %s to %s has an unknown outcome: %s", job.id, attempt.entry.name, exc

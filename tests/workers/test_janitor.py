@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-import pytest
-
 from app.clock import utcnow
 from app.runtime import Runtime
 from app.simulator.testing import RunningSimulator
@@ -195,15 +193,6 @@ async def test_the_deadline_wins_over_an_open_unknown_window(steps: Steps) -> No
     assert (stored.status, stored.error_code) == (JobStatus.expired, "deadline_exceeded")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "submit_unknown is never cleared: a slow send whose lease ran out (janitor marked it "
-        "unknown) and that then answers 503 is requeued with submit_unknown still True, so "
-        "when its next attempt loses its lease the janitor fails it at once, without the "
-        "unknown window"
-    ),
-)
 async def test_a_provably_refused_submit_clears_the_unknown_mark_before_its_retry(
     steps: Steps, simulator: RunningSimulator
 ) -> None:
@@ -226,14 +215,6 @@ async def test_a_provably_refused_submit_clears_the_unknown_mark_before_its_retr
     assert stored.submit_unknown is True  # its own unknown window is open now
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "submit_unknown is never cleared: a send that answers with a task after the janitor "
-        "marked it unknown leaves a healthy submitted job flagged unknown (admin stuck=true "
-        "lists it for the rest of its life)"
-    ),
-)
 async def test_a_late_answer_with_a_task_clears_the_unknown_mark(
     steps: Steps, simulator: RunningSimulator
 ) -> None:
