@@ -27,9 +27,9 @@ from app.jobs.errors import (
 from app.jobs.schemas import JobCreate, JobEventList, JobEventOut, JobList
 from app.jobs.state import Command, JobStatus
 from app.jobs.views import to_out
+from app.media.context import MediaContext
 from app.media.probe import VideoInfo
 from app.media.remote import probe_url
-from app.media.router import MediaContext
 from app.media.service import LIMITS, resolve_upload
 from app.models import Job
 from app.net import UrlRejected, resolve_and_vet

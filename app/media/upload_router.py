@@ -10,7 +10,6 @@ from app.auth.dependencies import CurrentPrincipal
 from app.db.session import DbSession
 from app.errors import problem_responses
 from app.media import service
-from app.media.router import get_media_context
 from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["media"], responses=problem_responses(401, 413, 422))
@@ -55,7 +54,7 @@ async def create_upload(
 ) -> UploadOut:
     """Upload a character image (png/jpeg) or motion video (mp4/mov), field `file`; it is
     probed against the model's limits, and the size limit is enforced while it streams."""
-    media = get_media_context(request)
+    media = rt.media
     upload = await service.create_upload(session, rt.settings, media, principal, request)
     return UploadOut(
         id=upload.id,
