@@ -1,4 +1,4 @@
-"""Job decisions for the API: create (idempotent), read, list, cancel."""
+"""Job decisions for the API: create (idempotent), read, list, cancel; the admin listing."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ from app.providers.base import ProviderError, TaskStatus
 from app.runtime import Runtime
 
 MediaKind = Literal["image", "video"]
+
+# A live job this long without any change is worth an operator's look.
+STUCK_AFTER = timedelta(minutes=15)
 
 
 def request_hash(body: JobCreate) -> str:
@@ -198,6 +201,14 @@ async def list_jobs(
     )
     page, more = jobs[:limit], len(jobs) > limit
     return JobList(data=[to_out(j) for j in page], next_cursor=page[-1].id if more else None)
+
+
+async def list_all_jobs(session: AsyncSession, *, stuck: bool, limit: int) -> JobList:
+    """Jobs of every client, newest first, for operators; `stuck`: live jobs with no change
+    for `STUCK_AFTER`, or a submit whose outcome is unknown. One page, no cursor."""
+    stuck_before = utcnow() - STUCK_AFTER if stuck else None
+    jobs = await repo.list_recent(session, limit=limit, stuck_before=stuck_before)
+    return JobList(data=[to_out(j) for j in jobs], next_cursor=None)
 
 
 async def list_events(session: AsyncSession, principal: Principal, job_id: str) -> JobEventList:
