@@ -14,7 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app.billing.pricing import CENT_PRECISION, MAX_BUDGET_USD, MIN_BUDGET_USD
+from app.money import MAX_BUDGET_USD, MIN_BUDGET_USD, PLACES
 from app.settings import Role, Settings
 
 cli = typer.Typer(
@@ -210,7 +210,7 @@ def _budget(raw: str) -> Decimal:
         _fail(f"--budget-usd must be a number of dollars, not {raw!r}")
     if not value.is_finite() or not MIN_BUDGET_USD <= value <= MAX_BUDGET_USD:
         _fail(f"--budget-usd must be between {MIN_BUDGET_USD} and {MAX_BUDGET_USD}")
-    return value.quantize(CENT_PRECISION)
+    return value.quantize(PLACES)
 
 
 async def _create_key(name: str, admin: bool, budget: Decimal | None) -> tuple[str, str, str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
@@ -25,10 +23,8 @@ from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
 from app.jobs.router import router as jobs_router
 from app.logging import configure_logging
-from app.media.errors import MediaError
-from app.media.router import MediaContext, media_error_handler
+from app.media.context import build_media_context
 from app.media.router import router as media_router
-from app.media.storage import LocalStorage
 from app.media.upload_router import router as upload_router
 from app.net import UrlPolicy, make_safe_client
 from app.ops.admin import router as admin_router
@@ -84,15 +80,10 @@ async def build_runtime(settings: Settings) -> Runtime:
         upstream_client=upstream_client,
         webhook_client=webhook_client,
         media_client=media_client,
+        media=build_media_context(settings),
     )
     runtime.callback = await check_callback_mode(settings)
     return runtime
-
-
-def media_context(settings: Settings) -> MediaContext:
-    # A key of its own for media links, derived so that one secret setting suffices.
-    signing = hmac.new(settings.secret_bytes, b"media-links", hashlib.sha256).digest()
-    return MediaContext(LocalStorage(settings.media_root), signing, settings.public_base_url)
 
 
 def start_workers(rt: Runtime, stop: asyncio.Event) -> tuple[list[asyncio.Task[None]], list[Pool]]:
@@ -135,8 +126,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(active.log_level, json=active.log_json)
         runtime = await build_runtime(active)
         app.state.runtime = runtime
-        app.state.session_factory = runtime.session_factory
-        app.state.media = media_context(active)
         stop = asyncio.Event()
         tasks, pools = (
             start_workers(runtime, stop) if active.role in ("worker", "all") else ([], [])
@@ -161,7 +150,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_exception_handler(MediaError, media_error_handler)
     app.include_router(jobs_router)
     app.include_router(delivery_router)
     app.include_router(inbound_router)

@@ -14,6 +14,9 @@ from pydantic import PlainSerializer, WithJsonSchema
 PLACES: Final = Decimal("0.0001")
 ZERO: Final = Decimal("0.0000")
 PATTERN: Final = r"^-?[0-9]+\.[0-9]{4}$"
+# Amounts are stored as NUMERIC(12, 4): budgets must fit the column.
+MIN_BUDGET_USD: Final = Decimal("0")
+MAX_BUDGET_USD: Final = Decimal("99999999.9999")
 
 
 def usd(value: Decimal | int | str) -> Decimal:

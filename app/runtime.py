@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import SessionFactory
+from app.media.context import MediaContext
 from app.net import UrlPolicy
 from app.providers.registry import ProviderRegistry
 from app.settings import Settings
@@ -34,6 +35,7 @@ class Runtime:
     upstream_client: httpx.AsyncClient
     webhook_client: httpx.AsyncClient
     media_client: httpx.AsyncClient
+    media: MediaContext
     callback: CallbackMode = field(default_factory=CallbackMode)
 
     @property

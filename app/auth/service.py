@@ -8,9 +8,11 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import repository as repo
+from app.auth.errors import ClientNotFound
+from app.auth.schemas import ClientOut, ClientUpdate
 from app.ids import new_id
 from app.models import ApiKey, Client
 
@@ -57,12 +59,36 @@ async def create_client_with_key(
 
 async def client_for_key(session: AsyncSession, raw_key: str) -> Client | None:
     """The enabled client owning an unrevoked key; the lookup is by hash, not by compare."""
-    stmt = (
-        select(Client)
-        .join(ApiKey, ApiKey.client_id == Client.id)
-        .where(ApiKey.key_hash == hash_key(raw_key), ApiKey.revoked_at.is_(None))
-    )
-    client = (await session.execute(stmt)).scalar_one_or_none()
+    client = await repo.client_by_key_hash(session, hash_key(raw_key))
     if client is None or client.disabled:
         return None
     return client
+
+
+async def update_client(session: AsyncSession, client_id: str, changes: ClientUpdate) -> Client:
+    """Apply an operator's change under the client's row lock; fields not given stay.
+    A budget given together with `clear_budget` ends up cleared."""
+    client = await repo.lock_client(session, client_id)
+    if client is None:
+        raise ClientNotFound(client_id)
+    if changes.name is not None:
+        client.name = changes.name
+    if changes.monthly_budget_usd is not None:
+        client.monthly_budget_usd = changes.monthly_budget_usd
+    if changes.clear_budget:
+        client.monthly_budget_usd = None
+    if changes.disabled is not None:
+        client.disabled = changes.disabled
+    await session.flush()
+    return client
+
+
+def client_out(client: Client) -> ClientOut:
+    budget = client.monthly_budget_usd
+    return ClientOut(
+        id=client.id,
+        name=client.name,
+        is_admin=client.is_admin,
+        disabled=client.disabled,
+        monthly_budget_usd=budget,
+    )

@@ -13,9 +13,6 @@ from app.settings import BillingRounding, ProviderConfig
 
 MAX_SECONDS_BY_ORIENTATION = {"image": 10, "video": 30}
 CENT_PRECISION = PLACES
-# Budgets are NUMERIC(12, 4): the largest value the column holds.
-MIN_BUDGET_USD = Decimal("0")
-MAX_BUDGET_USD = Decimal("99999999.9999")
 
 
 def _exact(duration_s: float | Decimal) -> Decimal:

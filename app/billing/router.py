@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -9,7 +9,7 @@ from app.auth.dependencies import CurrentPrincipal
 from app.billing import service
 from app.billing.schemas import Usage
 from app.db.session import DbSession
-from app.errors import Forbidden, Unprocessable, problem_responses
+from app.errors import problem_responses
 
 router = APIRouter(tags=["money"], responses=problem_responses(401, 403, 422))
 
@@ -25,17 +25,4 @@ async def get_usage(
     """Jobs by status, billed seconds and USD, and estimates still in flight (default: this month).
 
     Admins may pass `client_id`, or omit it for every client with a per-client breakdown."""
-    now = datetime.now(UTC)
-    start = _utc(from_) if from_ else service.month_start(now)
-    end = _utc(to) if to else now + timedelta(seconds=1)
-    if end <= start:
-        raise Unprocessable("`to` must be after `from`", code="invalid_period", loc=["query", "to"])
-    if not principal.is_admin:
-        if client_id not in (None, principal.client_id):
-            raise Forbidden("only admins may read another client's usage", code="admin_required")
-        client_id = principal.client_id
-    return await service.usage(session, client_id, start, end)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return await service.usage_for(session, principal, start=from_, end=to, client_id=client_id)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.dependencies import Principal
 from app.billing import repository as repo
 from app.billing.schemas import Usage, UsageTotals
-from app.errors import PaymentRequired
+from app.clock import utcnow
+from app.errors import Forbidden, PaymentRequired, Unprocessable
 from app.money import usd_text
 from app.statuses import LIVE
 
@@ -77,3 +79,34 @@ async def usage(
         **_totals(rows).model_dump(),
         clients={cid: _totals(r) for cid, r in by_client.items()} if client_id is None else None,
     )
+
+
+async def usage_for(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    client_id: str | None,
+) -> Usage:
+    """The usage a caller may read: its own, or (admins) one client's or everyone's.
+    The period defaults to this month so far; naive times are taken as UTC."""
+    now = utcnow()
+    period_start = _utc(start) if start else month_start(now)
+    period_end = _utc(end) if end else now + timedelta(seconds=1)
+    if period_end <= period_start:
+        raise Unprocessable("`to` must be after `from`", code="invalid_period", loc=["query", "to"])
+    return await usage(session, _readable_client(principal, client_id), period_start, period_end)
+
+
+def _readable_client(principal: Principal, client_id: str | None) -> str | None:
+    """None means every client, which only an admin may ask for (by omitting `client_id`)."""
+    if principal.is_admin:
+        return client_id
+    if client_id not in (None, principal.client_id):
+        raise Forbidden("only admins may read another client's usage", code="admin_required")
+    return principal.client_id
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,6 +40,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database; raises when it does not answer."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 @asynccontextmanager

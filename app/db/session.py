@@ -5,20 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.engine import SessionFactory
+from app.runtime import RuntimeDep
 
 
-def session_factory(request: Request) -> SessionFactory:
-    factory: SessionFactory = request.app.state.session_factory
-    return factory
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_session(rt: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """Commit when the handler returns normally, roll back when it raises."""
-    async with session_factory(request)() as session:
+    async with rt.session_factory() as session:
         try:
             yield session
             await session.commit()

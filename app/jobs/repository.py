@@ -78,6 +78,20 @@ async def list_jobs(
     return list((await session.execute(stmt)).scalars())
 
 
+async def list_recent(
+    session: AsyncSession, *, limit: int, stuck_before: datetime | None = None
+) -> list[Job]:
+    """Every client's jobs, newest first (the admin view). With `stuck_before`: only live
+    jobs unchanged since then, or whose submit has an unknown outcome."""
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if stuck_before is not None:
+        stmt = stmt.where(
+            Job.status.in_(sorted(LIVE)),
+            or_(Job.updated_at < stuck_before, Job.submit_unknown.is_(True)),
+        )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def list_events(session: AsyncSession, job_id: str) -> Sequence[JobEvent]:
     stmt = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
     return (await session.execute(stmt)).scalars().all()

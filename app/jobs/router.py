@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from app.auth.dependencies import CurrentPrincipal
 from app.db.session import DbSession
@@ -13,7 +13,6 @@ from app.jobs import service
 from app.jobs.schemas import JobCreate, JobEventList, JobList, JobOut
 from app.jobs.state import JobStatus
 from app.jobs.views import to_out
-from app.media.router import get_media_context
 from app.runtime import RuntimeDep
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(401, 422))
@@ -30,7 +29,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses
 )
 async def create_job(
     body: JobCreate,
-    request: Request,
     response: Response,
     session: DbSession,
     rt: RuntimeDep,
@@ -38,8 +36,7 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header(max_length=255, min_length=1)] = None,
 ) -> JobOut:
     """Create a job; validated against the model's limits before anything is spent."""
-    media = get_media_context(request)
-    job, created = await service.create_job(session, rt, media, principal, body, idempotency_key)
+    job, created = await service.create_job(session, rt, principal, body, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.status_code = status.HTTP_200_OK

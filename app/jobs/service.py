@@ -1,4 +1,4 @@
-"""Job decisions for the API: create (idempotent), read, list, cancel."""
+"""Job decisions for the API: create (idempotent), read, list, cancel; the admin listing."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from app.jobs.errors import (
 from app.jobs.schemas import JobCreate, JobEventList, JobEventOut, JobList
 from app.jobs.state import Command, JobStatus
 from app.jobs.views import to_out
+from app.media.context import MediaContext
 from app.media.probe import VideoInfo
 from app.media.remote import probe_url
-from app.media.router import MediaContext
 from app.media.service import LIMITS, resolve_upload
 from app.models import Job
 from app.net import UrlRejected, resolve_and_vet
@@ -37,6 +37,9 @@ from app.providers.base import ProviderError, TaskStatus
 from app.runtime import Runtime
 
 MediaKind = Literal["image", "video"]
+
+# A live job this long without any change is worth an operator's look.
+STUCK_AFTER = timedelta(minutes=15)
 
 
 def request_hash(body: JobCreate) -> str:
@@ -145,7 +148,6 @@ def _new_job(
 async def create_job(
     session: AsyncSession,
     rt: Runtime,
-    media: MediaContext,
     principal: Principal,
     body: JobCreate,
     key: str | None,
@@ -155,7 +157,7 @@ async def create_job(
     if key is not None and (existing := await _replay(session, principal.client_id, key, digest)):
         return existing, False
     await _vet_callback_url(rt, body.callback_url)
-    urls = await _media_urls(session, rt, media, principal.client_id, body)
+    urls = await _media_urls(session, rt, rt.media, principal.client_id, body)
     job = _new_job(rt, principal, body, key, digest, urls)
     await billing.reserve(session, principal.client_id, job.cost_estimated_usd, job.created_at)
     if not await repo.insert_job_once(session, job):
@@ -198,6 +200,14 @@ async def list_jobs(
     )
     page, more = jobs[:limit], len(jobs) > limit
     return JobList(data=[to_out(j) for j in page], next_cursor=page[-1].id if more else None)
+
+
+async def list_all_jobs(session: AsyncSession, *, stuck: bool, limit: int) -> JobList:
+    """Jobs of every client, newest first, for operators; `stuck`: live jobs with no change
+    for `STUCK_AFTER`, or a submit whose outcome is unknown. One page, no cursor."""
+    stuck_before = utcnow() - STUCK_AFTER if stuck else None
+    jobs = await repo.list_recent(session, limit=limit, stuck_before=stuck_before)
+    return JobList(data=[to_out(j) for j in jobs], next_cursor=None)
 
 
 async def list_events(session: AsyncSession, principal: Principal, job_id: str) -> JobEventList:

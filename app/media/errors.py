@@ -1,31 +1,20 @@
-"""Errors of the media domain.
-
-Plain `Exception` subclasses, shaped like `app.errors.DomainError` (`status_code`, `code`,
-`title`, `detail`, `headers`, `extra`) so the app's single problem+json handler can
-render them once they are wired into its error tree.
-"""
+"""Errors of the media domain: a branch of `app.errors.DomainError`, rendered by its handler."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from app.errors import DomainError
+
 LimitValue = int | float | str | None
 
 
-class MediaError(Exception):
+class MediaError(DomainError):
     """Base of every media failure; `code` is a stable snake_case string."""
 
-    status_code: int = 400
-    code: str = "media_error"
-    title: str = "Media error"
-
-    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if code is not None:
-            self.code = code
-        self.extra: dict[str, Any] = extra
-        self.headers: dict[str, str] = {}
+    status_code = 400
+    code = "media_error"
+    title = "Media error"
 
 
 class MediaRejected(MediaError):

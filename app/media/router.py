@@ -1,68 +1,32 @@
 """`GET /media/{key}`: stored media behind signed, expiring links, with HTTP Range.
 
 No bearer token: the link's signature is the credential (see `signing`). Failures are
-raised as `MediaError`s; `media_error_handler` renders them as problem+json until the
-app's single handler takes them over.
+raised as `MediaError`s, which the app's one problem+json handler renders.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from app.errors import problem_response, problem_responses
+from app.errors import problem_responses
 from app.media.errors import (
     InvalidMediaKey,
-    MediaError,
     MediaLinkExpired,
     MediaNotFound,
     MediaSignatureInvalid,
 )
 from app.media.ranges import ByteRange, parse_range
-from app.media.signing import SignatureCheck, check_media_signature, sign_media_url
+from app.media.signing import SignatureCheck, check_media_signature
 from app.media.sniff import CONTENT_TYPES, HEAD_BYTES, content_type_for
 from app.media.storage import Storage
+from app.runtime import RuntimeDep
 
 # Unix seconds fit in 12 digits until the year 33658; more is an attack or a typo.
 _MAX_EXPIRES_DIGITS: Final = 12
-
-
-@dataclass(frozen=True, slots=True)
-class MediaContext:
-    """What the media endpoints need; the app factory puts one on `app.state.media`."""
-
-    storage: Storage
-    signing_secret: bytes
-    public_base_url: str
-
-    def signed_url(self, key: str, expires_at: datetime) -> str:
-        return sign_media_url(self.public_base_url, key, self.signing_secret, expires_at)
-
-
-def get_media_context(request: Request) -> MediaContext:
-    context = getattr(request.app.state, "media", None)
-    if not isinstance(context, MediaContext):
-        raise RuntimeError("app.state.media must be a MediaContext (set it in the app factory)")
-    return context
-
-
-async def media_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Render a `MediaError` as application/problem+json."""
-    if not isinstance(exc, MediaError):
-        raise exc
-    return problem_response(
-        exc.status_code,
-        exc.title,
-        exc.detail,
-        exc.code,
-        headers=exc.headers or None,
-        **exc.extra,
-    )
-
 
 router = APIRouter(tags=["media"])
 
@@ -83,15 +47,15 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 async def get_media(
     request: Request,
     key: str,
-    context: Annotated[MediaContext, Depends(get_media_context)],
+    rt: RuntimeDep,
     expires: Annotated[str | None, Query(description="Expiry, unix seconds")] = None,
     sig: Annotated[str | None, Query(description="Hex HMAC-SHA256 of the link")] = None,
     range_header: Annotated[str | None, Header(alias="range")] = None,
     if_range: Annotated[str | None, Header(alias="if-range")] = None,
 ) -> Response:
     """Download an uploaded or archived media file through a signed, expiring link."""
-    _authorize(key, expires, sig, context.signing_secret)
-    storage = context.storage
+    _authorize(key, expires, sig, rt.media.signing_secret)
+    storage = rt.media.storage
     size_bytes = await _stored_size(storage, key)
     content_type = await _sniff_content_type(storage, key, size_bytes)
     # We send no validators (ETag, Last-Modified), so an If-Range can never match, and

@@ -13,11 +13,11 @@ from app.auth.dependencies import Principal
 from app.clock import utcnow
 from app.errors import Unprocessable
 from app.ids import new_id
+from app.media.context import MediaContext
 from app.media.errors import MediaRejected
 from app.media.limits import MediaLimits
 from app.media.multipart import FileField
 from app.media.probe import ImageInfo, aprobe_media, check_media
-from app.media.router import MediaContext
 from app.media.storage import new_media_key
 from app.models import Upload
 from app.settings import Settings

@@ -1,31 +1,17 @@
+"""`POST /v1/uploads`: a client's media, streamed in under the size limit and probed."""
+
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel
 
 from app.auth.dependencies import CurrentPrincipal
 from app.db.session import DbSession
 from app.errors import problem_responses
 from app.media import service
-from app.media.router import get_media_context
+from app.media.schemas import UploadOut
 from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["media"], responses=problem_responses(401, 413, 422))
-
-
-class UploadOut(BaseModel):
-    id: str
-    kind: Literal["image", "video"]
-    content_type: str
-    size_bytes: int
-    width: int
-    height: int
-    duration_s: float | None
-    url: str
-    expires_at: datetime
 
 
 UPLOAD_BODY = {
@@ -55,7 +41,7 @@ async def create_upload(
 ) -> UploadOut:
     """Upload a character image (png/jpeg) or motion video (mp4/mov), field `file`; it is
     probed against the model's limits, and the size limit is enforced while it streams."""
-    media = get_media_context(request)
+    media = rt.media
     upload = await service.create_upload(session, rt.settings, media, principal, request)
     return UploadOut(
         id=upload.id,

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from app.clock import utcnow
 from app.db.engine import transaction
-from app.jobs import reconcile, transitions
+from app.jobs import polling, reconcile, transitions
 from app.jobs import repository as repo
 from app.jobs.state import TERMINAL, Command
 from app.metrics import upstream_call
-from app.providers.base import PermanentError, ProviderError, RetryableError, TaskSnapshot
+from app.providers.base import PermanentError, ProviderError, RetryableError
 from app.runtime import Runtime
 from app.workers.loop import Pool
 
@@ -71,19 +71,7 @@ async def poll_one(rt: Runtime, item: PollItem) -> None:
         log.exception("poll of %s failed unexpectedly", item.job_id)
         await _reschedule(rt, item, None, "poll_error")
         return
-    await apply(rt, item.job_id, snapshot, source="poll")
-
-
-async def apply(rt: Runtime, job_id: str, snapshot: TaskSnapshot, *, source: str) -> None:
-    async with transaction(rt.session_factory) as session:
-        job = await repo.lock_job(session, job_id)
-        if job is None or job.status in TERMINAL:
-            return
-        if job.provider_task_id not in (None, snapshot.task_id):
-            log.warning("job %s: snapshot for foreign task %s ignored", job_id, snapshot.task_id)
-            return
-        entry = rt.registry.get(job.provider_name or "")
-        await reconcile.apply_snapshot(session, rt.settings, job, entry, snapshot, source=source)
+    await polling.apply(rt, item.job_id, snapshot, source="poll")
 
 
 async def _on_fetch_error(rt: Runtime, item: PollItem, exc: ProviderError) -> None:

@@ -31,7 +31,7 @@ async def test_budget_refuses_the_job_that_would_overspend(module_gateway: Gatew
         third = await http.post("/v1/jobs", json=job_body())
         listed = (await http.get("/v1/jobs")).json()["data"]
     assert set_budget.status_code == 200
-    assert set_budget.json()["monthly_budget_usd"] == 2.5
+    assert set_budget.json()["monthly_budget_usd"] == "2.5000"
     assert first.status_code == second.status_code == 202
     assert third.status_code == 402
     assert third.headers["content-type"].startswith("application/problem+json")

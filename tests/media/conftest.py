@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.media.errors import MediaError
-from app.media.router import MediaContext, media_error_handler, router
+from app.errors import install_error_handlers
+from app.media.context import MediaContext
+from app.media.router import router
 from app.media.storage import LocalStorage
+from app.runtime import get_runtime
 from tests.media.helpers import BASE_URL, SIGNING_SECRET
 
 
@@ -27,10 +30,12 @@ def media_context(storage: LocalStorage) -> MediaContext:
 
 @pytest.fixture
 def media_app(media_context: MediaContext) -> FastAPI:
+    """The media router behind the app's own error handlers; the router reads only
+    `runtime.media`, so the rest of a Runtime (a database, clients) is left out."""
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(router)
-    app.add_exception_handler(MediaError, media_error_handler)
-    app.state.media = media_context
+    app.dependency_overrides[get_runtime] = lambda: SimpleNamespace(media=media_context)
     return app
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.media.router import MediaContext, get_media_context
+from app.media.context import MediaContext
 from app.media.signing import media_signature
 from app.media.storage import LocalStorage
 from tests.media.helpers import SIGNING_SECRET, async_iter
@@ -249,16 +249,6 @@ async def test_traversal_is_refused_even_with_a_valid_signature(
 
     assert_problem(response, 404, "media_not_found")
     assert b"top secret" not in response.content
-
-
-async def test_a_missing_media_context_is_a_wiring_error() -> None:
-    app = FastAPI()
-    app.add_api_route("/probe", get_media_context, response_model=None)
-
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-        with pytest.raises(RuntimeError, match="MediaContext"):
-            await http.get("/probe")
 
 
 def test_openapi_declares_the_route_and_its_errors(media_app: FastAPI) -> None:

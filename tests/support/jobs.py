@@ -21,7 +21,6 @@ from app.db.engine import transaction
 from app.ids import new_id
 from app.jobs import service
 from app.jobs.schemas import JobCreate
-from app.main import media_context
 from app.models import Event, Job, JobEvent
 from app.runtime import Runtime
 from app.simulator.testing import RunningSimulator
@@ -42,9 +41,7 @@ async def create(
 ) -> tuple[Job, bool]:
     """`service.create_job` in a transaction of its own, as `POST /v1/jobs` runs it."""
     async with transaction(rt.session_factory) as session:
-        return await service.create_job(
-            session, rt, media_context(rt.settings), principal(key), create_body or body(), idem
-        )
+        return await service.create_job(session, rt, principal(key), create_body or body(), idem)
 
 
 async def load(rt: Runtime, job_id: str) -> Job:
