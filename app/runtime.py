@@ -10,18 +10,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import SessionFactory
+from app.inbound.selfcheck import CallbackMode
 from app.media.context import MediaContext
 from app.net import UrlPolicy
 from app.providers.registry import ProviderRegistry
 from app.settings import Settings
-
-
-@dataclass
-class CallbackMode:
-    """Whether upstreams can reach our callback URL; decided by checking it as they would."""
-
-    mode: str = "poll-only"  # "webhook" | "poll-only"
-    reason: str = "not checked yet"
 
 
 @dataclass

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.auth.principal import Principal
 from app.auth.service import client_for_key
 from app.db.session import DbSession
 from app.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="An API key `mgw_…`")
-
-
-@dataclass(frozen=True)
-class Principal:
-    client_id: str
-    is_admin: bool
-    webhook_secret: str
 
 
 async def current_principal(

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import Principal
+from app.auth.principal import Principal
 from app.billing import repository as repo
 from app.billing.schemas import Usage, UsageTotals
 from app.clock import utcnow

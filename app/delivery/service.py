@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import Principal
+from app.auth.principal import Principal
 from app.auth.service import new_webhook_secret
 from app.clock import utcnow
 from app.delivery import events as outbox

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from app.ids import placeholder_id
 from app.inbound.tokens import callback_url
 from app.net import UrlPolicy, UrlRejected, resolve_and_vet
-from app.runtime import CallbackMode
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallbackMode:
+    """Whether upstreams can reach our callback URL; decided by checking it as they would."""
+
+    mode: str = "poll-only"  # "webhook" | "poll-only"
+    reason: str = "not checked yet"
 
 
 async def check_callback_mode(settings: Settings) -> CallbackMode:

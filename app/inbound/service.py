@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +19,9 @@ from app.jobs import repository as repo
 from app.metrics import CALLBACKS_RECEIVED
 from app.models import UpstreamCallback
 from app.providers.base import ProviderError
-from app.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime  # annotations only: the runtime sits above the domains
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ whoever asked for it.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from app.db.engine import transaction
 from app.errors import BadGateway
@@ -17,7 +18,9 @@ from app.jobs.state import TERMINAL
 from app.models import Job
 from app.providers.base import ProviderError, TaskSnapshot
 from app.providers.registry import ProviderEntry
-from app.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime  # annotations only: the runtime sits above the domains
 
 log = logging.getLogger(__name__)
 

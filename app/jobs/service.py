@@ -6,11 +6,11 @@ import asyncio
 import hashlib
 import json
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import Principal
+from app.auth.principal import Principal
 from app.billing import service as billing
 from app.billing.pricing import estimate_usd
 from app.clock import utcnow
@@ -34,7 +34,9 @@ from app.media.service import LIMITS, resolve_upload
 from app.models import Job
 from app.net import UrlRejected, resolve_and_vet
 from app.providers.base import ProviderError, TaskStatus
-from app.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime  # annotations only: the runtime sits above the domains
 
 MediaKind = Literal["image", "video"]
 

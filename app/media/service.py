@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import Principal
+from app.auth.principal import Principal
 from app.clock import utcnow
 from app.errors import Unprocessable
 from app.ids import new_id
+from app.media import repository as repo
 from app.media.context import MediaContext
 from app.media.errors import MediaRejected
 from app.media.limits import MediaLimits
@@ -83,8 +83,7 @@ async def resolve_upload(
     now: datetime,
 ) -> ResolvedMedia:
     """The signed URL the provider fetches; the video's length is checked for this job."""
-    stmt = select(Upload).where(Upload.id == upload_id, Upload.client_id == client_id)
-    upload = (await session.execute(stmt)).scalar_one_or_none()
+    upload = await repo.get_upload(session, upload_id, client_id)
     loc: list[str | int] = ["body", f"{kind}_upload_id"]
     if upload is None or upload.expires_at <= now:
         raise UploadNotUsable(f"no usable upload {upload_id}", loc=loc)

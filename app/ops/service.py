@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from app.clock import utcnow
 from app.db.engine import ping
@@ -11,7 +12,9 @@ from app.delivery import repository as delivery_repo
 from app.jobs import repository as job_repo
 from app.metrics import DELIVERY_BACKLOG, DELIVERY_BACKLOG_AGE, JOBS_BY_STATUS
 from app.ops.schemas import Readiness
-from app.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime  # annotations only: the runtime sits above the domains
 
 log = logging.getLogger(__name__)
 

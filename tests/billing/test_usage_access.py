@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.auth.dependencies import Principal
+from app.auth.principal import Principal
 from app.billing import service
 from app.billing.schemas import Usage
 from app.clock import utcnow

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from app.auth.dependencies import Principal
+from app.auth.principal import Principal
 from app.auth.service import IssuedKey
 from app.clock import utcnow
 from app.db.engine import transaction
