@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.clock import utcnow
 from app.db.engine import transaction
-from app.delivery import events as outbox
+from app.delivery import outbox
 from app.delivery import repository as repo
 from app.delivery.signer import standard_headers
 from app.metrics import DELIVERY_ATTEMPTS, DELIVERY_LATENCY
@@ -271,7 +271,7 @@ async def _endpoint_failed(
         )
         endpoint.updated_at = now
         log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
-        await outbox.enqueue_endpoint_disabled(session, endpoint)
+        await outbox.publish_endpoint_disabled(session, endpoint)
 
 
 async def deliver(rt: Runtime, client: httpx.AsyncClient, ob: Outbound) -> None:
