@@ -123,18 +123,16 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _in_flight(now: datetime) -> Subquery:
+def _in_flight(now: datetime, endpoint_ids: Sequence[str] | None = None) -> Subquery:
     """Sends under way per endpoint: live deliveries whose lease has not run out."""
-    return (
-        select(Delivery.endpoint_id, func.count().label("n"))
-        .where(
-            Delivery.endpoint_id.is_not(None),
-            Delivery.status.in_(LIVE_DELIVERY),
-            Delivery.locked_until > now,
-        )
-        .group_by(Delivery.endpoint_id)
-        .subquery("in_flight")
+    stmt = select(Delivery.endpoint_id, func.count().label("n")).where(
+        Delivery.endpoint_id.is_not(None),
+        Delivery.status.in_(LIVE_DELIVERY),
+        Delivery.locked_until > now,
     )
+    if endpoint_ids is not None:
+        stmt = stmt.where(Delivery.endpoint_id.in_(endpoint_ids))
+    return stmt.group_by(Delivery.endpoint_id).subquery("in_flight")
 
 
 def _room(in_flight: Subquery, circuit_threshold: int) -> ColumnElement[int]:
@@ -227,7 +225,7 @@ async def room_by_endpoint(
     replica's claim of the same endpoint has committed by then, so its leases count here."""
     if not endpoint_ids:
         return {}
-    in_flight = _in_flight(now)
+    in_flight = _in_flight(now, endpoint_ids)
     stmt = (
         select(WebhookEndpoint.id, _room(in_flight, circuit_threshold))
         .outerjoin(in_flight, in_flight.c.endpoint_id == WebhookEndpoint.id)
