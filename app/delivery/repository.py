@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Subquery
 
 from app.delivery.types import OPERATIONAL_EVENTS
-from app.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from app.models import Client, Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from app.statuses import LIVE_DELIVERY, DeliveryStatus, EndpointStatus
 
 CHANNEL_DELIVER = "mgw_deliver"
@@ -122,32 +123,46 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _in_flight(now: datetime, endpoint_ids: Sequence[str] | None = None) -> Subquery:
+    """Sends under way per endpoint: live deliveries whose lease has not run out."""
+    stmt = select(Delivery.endpoint_id, func.count().label("n")).where(
+        Delivery.endpoint_id.is_not(None),
+        Delivery.status.in_(LIVE_DELIVERY),
+        Delivery.locked_until > now,
+    )
+    if endpoint_ids is not None:
+        stmt = stmt.where(Delivery.endpoint_id.in_(endpoint_ids))
+    return stmt.group_by(Delivery.endpoint_id).subquery("in_flight")
+
+
+def _room(in_flight: Subquery, circuit_threshold: int) -> ColumnElement[int]:
+    """The per-endpoint concurrency rule, written once: free slots are the endpoint's cap
+    (1 while its circuit probes, so a failing endpoint gets one send at a time) minus what is
+    in flight. Used by the claim's fair ranking and again under the endpoints' row locks."""
+    cap = case(
+        (WebhookEndpoint.consecutive_failures >= circuit_threshold, 1),
+        else_=WebhookEndpoint.max_concurrency,
+    )
+    return cap - func.coalesce(in_flight.c.n, 0)
+
+
 async def claim_candidates(
     session: AsyncSession, *, now: datetime, limit: int, circuit_threshold: int
 ) -> list[tuple[Delivery, WebhookEndpoint | None, Event]]:
     """Due deliveries whose destination has room, oldest first.
 
     First, without locks, each endpoint's due rows are ranked and only as many as it has
-    free slots (its concurrency cap, 1 while its circuit probes, minus what is in flight)
-    are candidates: a backed-up endpoint cannot fill the claim window and starve the others.
-    Disabled endpoints and open circuits are filtered out, so a parked backlog costs nothing.
+    free slots (`_room`) are candidates: a backed-up endpoint cannot fill the claim window
+    and starve the others. A job's own callback has one slot per delivery. Disabled
+    endpoints and open circuits are filtered out, so a parked backlog costs nothing.
     Then those rows are locked `FOR UPDATE OF deliveries SKIP LOCKED`: replicas claiming at
-    once get disjoint rows and never wait on each other.
+    once get disjoint rows and never wait on each other. The ranking ran without locks, so
+    the caller re-reads `room_by_endpoint` under the endpoints' locks before admitting.
     """
-    in_flight = (
-        select(Delivery.endpoint_id, func.count().label("n"))
-        .where(
-            Delivery.endpoint_id.is_not(None),
-            Delivery.status.in_(LIVE_DELIVERY),
-            Delivery.locked_until > now,
-        )
-        .group_by(Delivery.endpoint_id)
-        .cte("in_flight")
-    )
-    cap = case(
+    in_flight = _in_flight(now)
+    room = case(
         (Delivery.endpoint_id.is_(None), 1),
-        (WebhookEndpoint.consecutive_failures >= circuit_threshold, 1),
-        else_=WebhookEndpoint.max_concurrency,
+        else_=_room(in_flight, circuit_threshold),
     )
     ranked = (
         select(
@@ -159,7 +174,7 @@ async def claim_candidates(
                 order_by=Delivery.next_attempt_at,
             )
             .label("rank"),
-            (cap - func.coalesce(in_flight.c.n, 0)).label("room"),
+            room.label("room"),
         )
         .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
         .outerjoin(in_flight, in_flight.c.endpoint_id == Delivery.endpoint_id)
@@ -186,28 +201,11 @@ async def claim_candidates(
     return [(d, e, ev) for d, e, ev in (await session.execute(stmt)).all()]
 
 
-async def in_flight_by_endpoint(
-    session: AsyncSession, endpoint_ids: Sequence[str], now: datetime
-) -> dict[str, int]:
-    if not endpoint_ids:
-        return {}
-    stmt = (
-        select(Delivery.endpoint_id, func.count())
-        .where(
-            Delivery.endpoint_id.in_(endpoint_ids),
-            Delivery.status.in_(LIVE_DELIVERY),
-            Delivery.locked_until > now,
-        )
-        .group_by(Delivery.endpoint_id)
-    )
-    return {eid: int(n) for eid, n in (await session.execute(stmt)).all() if eid}
-
-
 async def lock_endpoints(
     session: AsyncSession, endpoint_ids: Sequence[str]
 ) -> dict[str, WebhookEndpoint]:
-    """Serialise rate-limit bookkeeping per endpoint across replicas (held for a claim only).
-    Locked in id order, so two claimers can never deadlock on each other."""
+    """Serialise admission (concurrency and rate bookkeeping) per endpoint across replicas
+    (held for a claim only). Locked in id order, so two claimers can never deadlock."""
     if not endpoint_ids:
         return {}
     stmt = (
@@ -218,6 +216,32 @@ async def lock_endpoints(
         .execution_options(populate_existing=True)
     )
     return {e.id: e for e in (await session.execute(stmt)).scalars()}
+
+
+async def room_by_endpoint(
+    session: AsyncSession, endpoint_ids: Sequence[str], *, now: datetime, circuit_threshold: int
+) -> dict[str, int]:
+    """Free slots per endpoint, exact once the caller holds `lock_endpoints`: another
+    replica's claim of the same endpoint has committed by then, so its leases count here."""
+    if not endpoint_ids:
+        return {}
+    in_flight = _in_flight(now, endpoint_ids)
+    stmt = (
+        select(WebhookEndpoint.id, _room(in_flight, circuit_threshold))
+        .outerjoin(in_flight, in_flight.c.endpoint_id == WebhookEndpoint.id)
+        .where(WebhookEndpoint.id.in_(endpoint_ids))
+    )
+    return {eid: int(n) for eid, n in (await session.execute(stmt)).all()}
+
+
+async def client_secrets(session: AsyncSession, client_ids: set[str]) -> dict[str, str]:
+    """The clients' own signing secrets: what a job's callback_url is signed with."""
+    if not client_ids:
+        return {}
+    rows = await session.execute(
+        select(Client.id, Client.webhook_secret).where(Client.id.in_(client_ids))
+    )
+    return {str(cid): str(secret) for cid, secret in rows.all()}
 
 
 async def missed_events(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.auth.service import new_webhook_secret
 from app.clock import utcnow
-from app.delivery import events as outbox
+from app.delivery import outbox
 from app.delivery import repository as repo
 from app.delivery.errors import DeliveryNotFound, EndpointNotFound, EndpointUrlRejected
 from app.delivery.schemas import (

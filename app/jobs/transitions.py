@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
-from app.delivery import events as outbox
-from app.jobs import state
+from app.jobs import events, state
 from app.jobs.state import Command, Decision, JobStatus
 from app.metrics import JOB_TRANSITIONS
 from app.models import Job, JobEvent
@@ -49,7 +48,7 @@ async def _record(
         )
     )
     await session.flush()
-    await outbox.enqueue_job_event(session, job, decision.status)
+    await events.publish_status(session, job, decision.status)
     JOB_TRANSITIONS.labels(to_status=decision.status, source=source).inc()
     return True
 
