@@ -8,12 +8,16 @@ endpoint's health. A worker claims through `claim` and runs each `deliver` as a 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
 
 from app.delivery.prepare import Claim, claim
 from app.delivery.record import record
 from app.delivery.send import Outbound, send
-from app.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime  # annotations only: the runtime sits above the domains
 
 __all__ = ["Claim", "Outbound", "claim", "deliver"]
 

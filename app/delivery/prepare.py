@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +21,9 @@ from app.delivery import policy
 from app.delivery import repository as repo
 from app.delivery.send import Outbound
 from app.models import Delivery, Event, WebhookEndpoint
-from app.runtime import Runtime
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime  # annotations only: the runtime sits above the domains
 
 
 @dataclass

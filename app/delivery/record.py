@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,9 +17,11 @@ from app.delivery import repository as repo
 from app.delivery.send import Outbound, Outcome
 from app.metrics import DELIVERY_ATTEMPTS, DELIVERY_LATENCY
 from app.models import Delivery, DeliveryAttempt, WebhookEndpoint
-from app.runtime import Runtime
 from app.settings import Settings
 from app.statuses import LIVE_DELIVERY, DeliveryStatus, EndpointStatus
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime  # annotations only: the runtime sits above the domains
 
 log = logging.getLogger(__name__)
 

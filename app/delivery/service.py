@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,8 +29,10 @@ from app.delivery.types import TERMINAL_EVENTS
 from app.ids import new_id
 from app.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from app.net import UrlRejected, resolve_and_vet
-from app.runtime import Runtime
 from app.statuses import LIVE_DELIVERY, DeliveryStatus, EndpointStatus
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime  # annotations only: the runtime sits above the domains
 
 log = logging.getLogger(__name__)
 
