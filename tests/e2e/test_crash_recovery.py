@@ -35,6 +35,7 @@ async def test_sigkill_with_jobs_in_flight_loses_nothing(database_url: str) -> N
             sim.base_url,
             public_base_url=f"http://127.0.0.1:{port}",
             worker_lease_s=3.0,
+            webhook_timeout_s=2.0,  # a lease must outlive every call
         )
         key = await issue_key(database_url)
         gateway = GatewayProcess(settings, port)
