@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Response
 
 from app.media.testing import make_mp4, make_png
-from app.simulator.testing import start_server
+from tests.support.servers import start_server
 
 IMAGE_SIZE = (512, 768)
 VIDEO_SIZE = (640, 360)

@@ -9,10 +9,10 @@ import pytest
 from fastapi import FastAPI, Response
 
 from app.media.testing import make_mp4, make_png
-from app.simulator.testing import start_server
 from tests.conftest import StackFactory
 from tests.support.gateway import Gateway
 from tests.support.payloads import job_body
+from tests.support.servers import start_server
 
 
 @pytest.fixture(scope="module")
