@@ -1,13 +1,9 @@
-"""Fault injection: per-task directives in the prompt, and global counted rules.
-
-Per task, the prompt may carry directives such as `#sim:fail=content_policy` or
-`#sim:dup_callback=3` (see `parse_directives`). Globally, `POST /_sim/faults` installs
-one rule per scope (`create`, `query`, `result`, `callbacks`); a rule with a `count`
-applies to the next N matching requests, one without applies until reset.
-"""
+"""Fault injection: per-task `#sim:` directives in the prompt, and global counted rules
+(one per scope, installed by `POST /_sim/faults`); the package docstring lists both."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Generic, Literal, Self, TypeVar
@@ -39,10 +35,6 @@ class Directives:
     early_callback: bool = False
     out_of_order: bool = False
     video_duration_s: float | None = None
-
-    @property
-    def fails(self) -> bool:
-        return self.fail_code is not None or self.fail_without_error
 
 
 def _positive_number(name: str, value: str | None) -> float:
@@ -149,6 +141,16 @@ class _Armed(Generic[_RuleT]):
     rule: _RuleT
     remaining: int | None
 
+    def use(self) -> bool:
+        """Count one match; True once a counted rule is used up."""
+        if self.remaining is None:
+            return False
+        self.remaining -= 1
+        return self.remaining == 0
+
+    def describe(self) -> dict[str, object]:
+        return {**self.rule.model_dump(exclude_none=True), "remaining": self.remaining}
+
 
 class FaultBook:
     """The global rules in force, consumed one match at a time."""
@@ -171,33 +173,26 @@ class FaultBook:
 
     def take_request(self, scope: RequestScope) -> RequestFault | None:
         armed = self._requests.get(scope)
-        if armed is None:
-            return None
-        if armed.remaining is not None:
-            armed.remaining -= 1
-            if armed.remaining == 0:
-                del self._requests[scope]
-        return armed.rule
+        if armed is not None and armed.use():
+            del self._requests[scope]
+        return armed.rule if armed is not None else None
 
     def take_callback(self) -> CallbackFault | None:
         armed = self._callbacks
-        if armed is None:
-            return None
-        if armed.remaining is not None:
-            armed.remaining -= 1
-            if armed.remaining == 0:
-                self._callbacks = None
-        return armed.rule
+        if armed is not None and armed.use():
+            self._callbacks = None
+        return armed.rule if armed is not None else None
 
     def describe(self) -> dict[str, object]:
         """The rules in force with the matches each has left (None = until reset)."""
-        out: dict[str, object] = {
-            scope: {**armed.rule.model_dump(exclude_none=True), "remaining": armed.remaining}
-            for scope, armed in self._requests.items()
-        }
+        out: dict[str, object] = {s: armed.describe() for s, armed in self._requests.items()}
         if self._callbacks is not None:
-            out["callbacks"] = {
-                **self._callbacks.rule.model_dump(exclude_none=True),
-                "remaining": self._callbacks.remaining,
-            }
+            out["callbacks"] = self._callbacks.describe()
         return out
+
+
+def retry_after(rule: RequestFault) -> dict[str, str]:
+    """The `Retry-After` header a rule asks for (whole seconds, as HTTP requires)."""
+    if rule.retry_after is None:
+        return {}
+    return {"Retry-After": str(math.ceil(rule.retry_after))}
