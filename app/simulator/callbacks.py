@@ -8,6 +8,7 @@ changes they show.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -26,6 +27,11 @@ from app.simulator.tasks import Background, CallbackAttempt, SimTask
 from app.simulator.wire import Wire
 
 MAX_CALLBACK_URL_CHARS = 2048
+# No connection came free within the pool timeout: the pool is wedged (httpcore once
+# failed every later callback so for 30+ min after a peer went away mid-request), or
+# hanging receivers hold every connection. Either way a fresh client lets later sends flow.
+_WEDGED = (httpx.PoolTimeout,)
+_CLOSE_BOUND_S = 5.0
 _IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -82,7 +88,7 @@ class CallbackSender:
     """POSTs a task's body to its callback_url on the changes its wire calls back on.
 
     Owns its long-lived HTTP client: `open()` and `aclose()` from the simulator's
-    lifespan.
+    lifespan, and a fresh one whenever the pool wedges.
     """
 
     def __init__(
@@ -111,7 +117,8 @@ class CallbackSender:
         config = self._config
         return httpx.AsyncClient(
             verify=self._verify,
-            timeout=config.callback_timeout_s,
+            timeout=httpx.Timeout(config.callback_timeout_s, pool=config.callback_pool_timeout_s),
+            limits=httpx.Limits(max_connections=config.callback_max_connections),
             follow_redirects=False,
             headers={"User-Agent": "motion-gateway-simulator/1"},
         )
@@ -198,5 +205,23 @@ class CallbackSender:
         try:
             response = await client.post(url, json=body)
         except httpx.HTTPError as exc:
+            if isinstance(exc, _WEDGED):
+                self._replace(client)
             return None, f"{type(exc).__name__}: {exc}"
         return response.status_code, None
+
+    def _replace(self, wedged: httpx.AsyncClient) -> None:
+        """Swap in a fresh client, once however many sends saw the wedge."""
+        if self._client is wedged:
+            self._client = self._new_client()
+            self._background.spawn(self._retire(wedged))
+
+    async def _retire(self, client: httpx.AsyncClient) -> None:
+        """Close a replaced client once its in-flight sends have had their timeout (or at
+        shutdown); bounded, as a wedged pool's connections may never close cleanly."""
+        try:
+            await asyncio.sleep(self._config.callback_timeout_s)
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_CLOSE_BOUND_S):
+                    await client.aclose()

@@ -39,6 +39,13 @@ class SimulatorConfig(BaseModel):
     callback_timeout_s: float = Field(default=10.0, gt=0)
     """Time the callback receiver has to answer one attempt."""
 
+    callback_pool_timeout_s: float = Field(default=5.0, gt=0)
+    """Bound on waiting for a free connection of the callback client; past it the client
+    is rebuilt, so a wedged connection pool cannot block later callbacks."""
+
+    callback_max_connections: int = Field(default=100, ge=1)
+    """Connections the callback client may hold open at once."""
+
     callback_retry_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0)
     """Waits before each retry of a failed callback (one retry per entry)."""
 
