@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Generic, Literal, Self, TypeVar
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -133,12 +133,9 @@ class FaultRules(BaseModel):
 RequestScope = Literal["create", "query", "result"]
 
 
-_RuleT = TypeVar("_RuleT", RequestFault, CallbackFault)
-
-
 @dataclass
-class _Armed(Generic[_RuleT]):
-    rule: _RuleT
+class _Armed:
+    rule: RequestFault | CallbackFault
     remaining: int | None
 
     def use(self) -> bool:
@@ -153,42 +150,37 @@ class _Armed(Generic[_RuleT]):
 
 
 class FaultBook:
-    """The global rules in force, consumed one match at a time."""
+    """The global rules in force, one per scope, consumed one match at a time."""
 
     def __init__(self) -> None:
-        self._requests: dict[str, _Armed[RequestFault]] = {}
-        self._callbacks: _Armed[CallbackFault] | None = None
+        self._armed: dict[str, _Armed] = {}
 
     def install(self, rules: FaultRules) -> None:
-        for scope in ("create", "query", "result"):
-            rule: RequestFault | None = getattr(rules, scope)
+        for scope in ("create", "query", "result", "callbacks"):
+            rule: RequestFault | CallbackFault | None = getattr(rules, scope)
             if rule is not None:
-                self._requests[scope] = _Armed(rule, rule.count)
-        if rules.callbacks is not None:
-            self._callbacks = _Armed(rules.callbacks, rules.callbacks.count)
+                self._armed[scope] = _Armed(rule, rule.count)
 
     def reset(self) -> None:
-        self._requests.clear()
-        self._callbacks = None
+        self._armed.clear()
 
     def take_request(self, scope: RequestScope) -> RequestFault | None:
-        armed = self._requests.get(scope)
-        if armed is not None and armed.use():
-            del self._requests[scope]
-        return armed.rule if armed is not None else None
+        rule = self._take(scope)
+        return rule if isinstance(rule, RequestFault) else None
 
     def take_callback(self) -> CallbackFault | None:
-        armed = self._callbacks
+        rule = self._take("callbacks")
+        return rule if isinstance(rule, CallbackFault) else None
+
+    def _take(self, scope: str) -> RequestFault | CallbackFault | None:
+        armed = self._armed.get(scope)
         if armed is not None and armed.use():
-            self._callbacks = None
+            del self._armed[scope]
         return armed.rule if armed is not None else None
 
     def describe(self) -> dict[str, object]:
         """The rules in force with the matches each has left (None = until reset)."""
-        out: dict[str, object] = {s: armed.describe() for s, armed in self._requests.items()}
-        if self._callbacks is not None:
-            out["callbacks"] = self._callbacks.describe()
-        return out
+        return {scope: armed.describe() for scope, armed in self._armed.items()}
 
 
 def retry_after(rule: RequestFault) -> dict[str, str]:

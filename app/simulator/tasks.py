@@ -89,11 +89,15 @@ class TaskStore:
 
     def __init__(self) -> None:
         self._tasks: dict[str, SimTask] = {}
+        # Client-chosen names of a task, each unique per account.
+        self._by_idempotency_key: dict[tuple[str, str], SimTask] = {}
         self._by_external_id: dict[tuple[str, str], SimTask] = {}
         self.create_calls = 0
 
     def add(self, task: SimTask) -> None:
         self._tasks[task.id] = task
+        if task.idempotency_key is not None:
+            self._by_idempotency_key.setdefault((task.api_key, task.idempotency_key), task)
         if task.external_task_id is not None:
             self._by_external_id[(task.api_key, task.external_task_id)] = task
 
@@ -104,10 +108,7 @@ class TaskStore:
         return list(self._tasks.values())
 
     def find_by_idempotency_key(self, api_key: str, key: str) -> SimTask | None:
-        for task in self._tasks.values():
-            if task.api_key == api_key and task.idempotency_key == key:
-                return task
-        return None
+        return self._by_idempotency_key.get((api_key, key))
 
     def find_by_external_id(self, api_key: str, external_task_id: str) -> SimTask | None:
         return self._by_external_id.get((api_key, external_task_id))
