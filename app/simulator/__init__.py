@@ -1,6 +1,6 @@
 """A faithful fake of the upstream video APIs (UPSTREAM.md §A, §B), with fault injection.
 
-On the `evolink` wire (the default): `POST /v1/videos/generations`, `GET /v1/tasks/{id}`,
+On the `evolink` wire (the default): `POST /v1/videos/generations`, `GET /v1/tasks[/{id}]`,
 result videos at `GET /results/{id}.mp4`, and callbacks POSTed to the task's
 `callback_url` when it ends.
 

@@ -63,9 +63,9 @@ def build_admin_router(sim: Simulator) -> APIRouter:
 
     @router.get("/tasks/{task_id}")
     async def get_task(task_id: str) -> dict[str, Any]:
-        """One task's summary and its wire body."""
+        """One task's summary, the create request it came from, and its wire body."""
         task = sim.task(task_id)
-        return {**_summary(sim, task), "body": sim.render(task)}
+        return {**_summary(sim, task), "request": task.create_body, "body": sim.render(task)}
 
     @router.post("/tasks/{task_id}/complete")
     async def complete_task(task_id: str) -> dict[str, Any]:

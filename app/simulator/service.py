@@ -36,12 +36,12 @@ class Simulator:
         self.background = Background()
         self.sender = CallbackSender(config, wire, self.faults, self.background)
         self.lifecycle = Lifecycle(config, self.background, self.sender.status_changed)
-        self._result_mp4: bytes | None = None
+        self._videos: dict[float, bytes] = {}
         self._stopping = asyncio.Event()
 
     async def startup(self) -> None:
         self._stopping.clear()
-        self._result_mp4 = await asyncio.to_thread(render_result_mp4)
+        await self._video(self.config.video_duration_s)
         await self.sender.open()
 
     def begin_shutdown(self) -> None:
@@ -132,6 +132,7 @@ class Simulator:
             base_url=(config.public_base_url or base_url).rstrip("/"),
             # The result video's own id, in the wire's id form (Kling shows one).
             video_id=self.wire.new_task_id(created_ms // 1000),
+            create_body=request.body,
             idempotency_key=idempotency_key,
             external_task_id=request.external_task_id,
         )
@@ -162,12 +163,20 @@ class Simulator:
         rule = self.faults.take_request("query")
         if rule is not None and rule.status is not None:
             raise self.wire.fault_error(rule)
-        task = self.store.get(task_id)
+        # Kling's query takes an `external_task_id` in place of the task id.
+        task = self.store.get(task_id) or self.store.find_by_external_id(api_key, task_id)
         if task is None or task.api_key != api_key:
             raise _not_found(task_id)
         if rule is not None:
             await self._hang(rule)
         return self.wire.answer(self.render(task))
+
+    async def list_tasks(self, api_key: str) -> list[SimTask]:
+        """The account's tasks, newest first; a `query` fault applies as to one query."""
+        rule = self.faults.take_request("query")
+        if rule is not None:
+            await self._apply_late_fault(rule)
+        return [task for task in reversed(self.store.all()) if task.api_key == api_key]
 
     async def result(self, task_id: str) -> bytes:
         rule = self.faults.take_request("result")
@@ -178,9 +187,15 @@ class Simulator:
             raise SimulatorError(404, "result not found", code="result_not_found")
         if time.monotonic() - task.finished_at >= self.config.result_ttl_s:
             raise SimulatorError(404, "result link has expired", code="result_expired")
-        if self._result_mp4 is None:
-            raise SimulatorError(503, "simulator is not started")
-        return self._result_mp4
+        return await self._video(task.video_duration_s)
+
+    async def _video(self, duration_s: float) -> bytes:
+        """A clip as long as the task reports (encoded once per length, off the loop)."""
+        video = self._videos.get(duration_s)
+        if video is None:
+            video = await asyncio.to_thread(render_result_mp4, duration_s)
+            self._videos[duration_s] = video
+        return video
 
     def task(self, task_id: str) -> SimTask:
         task = self.store.get(task_id)

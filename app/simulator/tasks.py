@@ -54,6 +54,7 @@ class SimTask:
     directives: Directives
     base_url: str
     video_id: str
+    create_body: dict[str, Any]
     idempotency_key: str | None = None
     external_task_id: str | None = None
     status: TaskState = "pending"

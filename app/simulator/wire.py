@@ -33,6 +33,8 @@ _ALPHANUMERIC = string.ascii_letters + string.digits
 class CreateRequest:
     """What the core needs from a create body, whatever the wire calls its fields."""
 
+    body: dict[str, Any]
+    """The create request as received, kept for `GET /_sim/tasks/{id}`."""
     model: str
     quality: str
     prompt: str | None

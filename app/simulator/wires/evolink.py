@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from app.simulator.service import Simulator
 
 _STALE_PROGRESS = 50
+_MAX_LISTED = 100
 # Opaque credits per output second; only their integer-ness and growth matter.
 _CREDITS_PER_S = {"720p": 12, "1080p": 16}
 # The `type` the upstream pairs with each status (UPSTREAM.md §A, "Errors").
@@ -131,6 +132,16 @@ class EvolinkWire:
             """Current state of a task; `results` appear once it is completed."""
             return await sim.query(sim.authenticate(authorization), task_id)
 
+        @router.get("/v1/tasks", responses=_ERROR_RESPONSES)
+        async def list_tasks(
+            authorization: str | None = Header(default=None), limit: int = 20
+        ) -> dict[str, Any]:
+            """The account's tasks, newest first (the list a secondary source documents)."""
+            tasks = await sim.list_tasks(sim.authenticate(authorization))
+            shown = tasks[: max(1, min(limit, _MAX_LISTED))]
+            data = [sim.render(task) for task in shown]
+            return {"object": "list", "data": data, "has_more": len(tasks) > len(shown)}
+
         return router
 
     def authenticate(self, authorization: str | None, config: SimulatorConfig) -> str:
@@ -150,7 +161,7 @@ class EvolinkWire:
             body = CreateBody.model_validate(raw)
         except ValidationError as exc:
             raise SimulatorError(400, describe(exc), code="invalid_parameter") from exc
-        return CreateRequest(body.model, body.quality, body.prompt, body.callback_url)
+        return CreateRequest(raw, body.model, body.quality, body.prompt, body.callback_url)
 
     def new_task_id(self, created_s: int) -> str:
         return f"task-unified-{created_s}-{random_text(8)}"

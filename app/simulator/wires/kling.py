@@ -215,7 +215,7 @@ class KlingWire:
         async def get_motion_control(
             task_id: str, authorization: str | None = Header(default=None)
         ) -> dict[str, Any]:
-            """One task; `task_result.videos` appears once it has succeeded."""
+            """One task, by `task_id` or by its `external_task_id` (§B takes either)."""
             return await sim.query(sim.authenticate(authorization), task_id)
 
         return router
@@ -247,7 +247,7 @@ class KlingWire:
         except ValidationError as exc:
             raise kling_error(1201, describe(exc)) from exc
         return CreateRequest(
-            body.model_name, body.mode, body.prompt, body.callback_url, body.external_task_id
+            raw, body.model_name, body.mode, body.prompt, body.callback_url, body.external_task_id
         )
 
     def new_task_id(self, created_s: int) -> str:
