@@ -148,8 +148,8 @@ def _simulator_server(host: str, port: int) -> uvicorn.Server:
     from app.simulator.app import create_simulator_app
     from app.simulator.config import SimulatorConfig
 
-    config = SimulatorConfig(public_base_url=f"http://{host}:{port}", allow_insecure_callbacks=True)
-    return _server(create_simulator_app(config), host, port)
+    dev = {"public_base_url": f"http://{host}:{port}", "allow_insecure_callbacks": True}
+    return _server(create_simulator_app(SimulatorConfig.from_env(dev)), host, port)
 
 
 @cli.command()
@@ -157,23 +157,24 @@ def simulator(
     host: str = "127.0.0.1",
     port: int = 8001,
     wire: Annotated[
-        str, typer.Option(help="evolink (the aggregator API) | kling (the official Kling API)")
-    ] = "evolink",
+        str | None,
+        typer.Option(
+            help="evolink (the aggregator API, the default) | kling (the official Kling API)"
+        ),
+    ] = None,
     allow_insecure_callbacks: Annotated[
-        bool, typer.Option(help="Accept http/loopback callback URLs (dev)")
-    ] = True,
+        bool | None, typer.Option(help="Accept http/loopback callback URLs (dev; the default)")
+    ] = None,
 ) -> None:
-    """Run the upstream simulator on its own."""
-    if wire not in ("evolink", "kling"):
+    """Run the upstream simulator on its own; every knob also reads `MGW_SIM_<FIELD>`."""
+    if wire not in (None, "evolink", "kling"):
         raise typer.BadParameter("--wire must be evolink or kling", param_hint="--wire")
     from app.simulator.app import create_simulator_app
     from app.simulator.config import SimulatorConfig
 
-    config = SimulatorConfig(
-        wire="kling" if wire == "kling" else "evolink",
-        public_base_url=f"http://{host}:{port}",
-        allow_insecure_callbacks=allow_insecure_callbacks,
-    )
+    dev = {"public_base_url": f"http://{host}:{port}", "allow_insecure_callbacks": True}
+    flags = {"wire": wire, "allow_insecure_callbacks": allow_insecure_callbacks}
+    config = SimulatorConfig.from_env(dev, **{k: v for k, v in flags.items() if v is not None})
     asyncio.run(_server(create_simulator_app(config), host, port).serve())
 
 

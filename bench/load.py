@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from app.simulator.testing import RunningSimulator
+from tests.support.simulator import RunningSimulator
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
 

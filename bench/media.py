@@ -17,8 +17,8 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
-from app.simulator.testing import start_server
 from tests.support.media import make_mp4, make_png
+from tests.support.servers import start_server
 
 IMAGE_SIZE = (512, 768)
 VIDEO_SIZE = (640, 360)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
 
-from app.simulator.testing import start_server
+from tests.support.servers import start_server
 
 
 @dataclass(frozen=True)

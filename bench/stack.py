@@ -25,12 +25,12 @@ from app.auth.service import IssuedKey
 from app.db.migrate import upgrade_to_head
 from app.settings import Environment, ProviderConfig, Settings
 from app.simulator.config import SimulatorConfig
-from app.simulator.testing import RunningSimulator, running_simulator
 from bench.load import BodyFor
 from bench.media import Media
 from tests.support.database import create_database, drop_database
 from tests.support.gateway import free_port, running_gateway
 from tests.support.process import issue_key, settings_env
+from tests.support.simulator import RunningSimulator, running_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 60.0

@@ -11,9 +11,9 @@ import pytest
 from app.db.migrate import upgrade_to_head
 from app.settings import Settings
 from app.simulator.config import SimulatorConfig
-from app.simulator.testing import RunningSimulator, running_simulator
 from tests.support.database import create_database, drop_database, server_url
 from tests.support.gateway import Gateway, free_port, gateway_settings, running_gateway
+from tests.support.simulator import RunningSimulator, running_simulator
 
 pytest_plugins = ["tests.support.steps"]
 

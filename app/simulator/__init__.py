@@ -1,7 +1,8 @@
-"""A faithful fake of the aggregator upstream (UPSTREAM.md §A), with fault injection.
+"""A faithful fake of the upstream video APIs (UPSTREAM.md §A, §B), with fault injection.
 
-Wire: `POST /v1/videos/generations`, `GET /v1/tasks/{id}`, result videos at
-`GET /results/{id}.mp4`, and callbacks POSTed to the task's `callback_url` when it ends.
+On the `evolink` wire (the default): `POST /v1/videos/generations`, `GET /v1/tasks[/{id}]`,
+result videos at `GET /results/{id}.mp4`, and callbacks POSTed to the task's
+`callback_url` when it ends.
 
 Per-task faults, written anywhere in the prompt (an unknown directive is a 400):
     #sim:fail[=CODE]       fail with error.code CODE (default generation_failed;
@@ -27,17 +28,15 @@ Global faults: `POST /_sim/faults` with one rule per scope, e.g.
 `GET /_sim/faults`, `GET /_sim/tasks[/{id}]` and
 `POST /_sim/tasks/{id}/complete|fail|cancel`.
 
-With `SimulatorConfig(wire="kling")` it serves the official Kling API instead (§B; see
-`kling_service`): `POST /v1/videos/motion-control`, `GET /v1/videos/motion-control/{id}`,
-HS256 JWT auth (`kling_access_key`/`kling_secret_key`), `{code, message, request_id,
-data}` envelopes, unique `external_task_id`s, and a callback (the bare task object, sent
-once, no retry) on every status change. The directives above still apply, with
-`dup_callback`/`out_of_order` acting on the terminal callback; global request faults may
-also name a Kling `code` and use HTTP 200, e.g. `{"create": {"status": 200, "code": 1102}}`
-(see `kling_faults`).
+Faults, tasks and `/_sim` are wire-neutral; `SimulatorConfig.wire` picks the dialect
+(see `wire` and `wires/`): `evolink`, the aggregator API (§A), or `kling`, the official
+Kling API (§B): JWT auth, `{code, message, request_id, data}` envelopes, unique
+`external_task_id`s, and a callback (one attempt) on every status change, with
+`dup_callback`/`out_of_order` acting on the terminal one; its request faults may also
+name a Kling `code` and use HTTP 200 (see `wires.kling`).
 """
 
-from app.simulator.app import create_simulator_app, run_simulator
+from app.simulator.app import create_simulator_app
 from app.simulator.config import SimulatorConfig
 
-__all__ = ["SimulatorConfig", "create_simulator_app", "run_simulator"]
+__all__ = ["SimulatorConfig", "create_simulator_app"]

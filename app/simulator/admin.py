@@ -1,16 +1,15 @@
-"""The simulator's own control API under `/_sim`, for tests and demos."""
+"""The simulator's own control API under `/_sim`, for tests and demos, on every wire."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the faults body model from the
+# annotation, and the wire picks that model at runtime.
 
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from app.simulator.faults import FaultRules
 from app.simulator.service import Simulator
 from app.simulator.tasks import SimTask
-from app.simulator.wire import render_task
 
 
 class FailBody(BaseModel):
@@ -25,10 +24,8 @@ class FailBody(BaseModel):
 def _summary(sim: Simulator, task: SimTask) -> dict[str, Any]:
     return {
         "id": task.id,
-        "status": task.status,
-        "progress": task.progress(sim.config.processing_time_s),
+        **sim.wire.summary(task, sim.config),
         "callback_url": task.callback_url,
-        "idempotency_key": task.idempotency_key,
         "create_calls": task.create_calls,
         "callback_attempts": len(task.callback_attempts),
         "callback_log": [vars(attempt) for attempt in task.callback_attempts],
@@ -39,6 +36,7 @@ def _summary(sim: Simulator, task: SimTask) -> dict[str, Any]:
 
 def build_admin_router(sim: Simulator) -> APIRouter:
     router = APIRouter(prefix="/_sim", tags=["simulator admin"])
+    rules_model = sim.wire.fault_rules
 
     @router.get("/faults")
     async def get_faults() -> dict[str, Any]:
@@ -46,7 +44,7 @@ def build_admin_router(sim: Simulator) -> APIRouter:
         return sim.faults.describe()
 
     @router.post("/faults")
-    async def set_faults(rules: FaultRules) -> dict[str, Any]:
+    async def set_faults(rules: rules_model) -> dict[str, Any]:  # type: ignore[valid-type]
         """Install fault rules; each scope given replaces that scope's rule."""
         sim.faults.install(rules)
         return sim.faults.describe()
@@ -65,16 +63,16 @@ def build_admin_router(sim: Simulator) -> APIRouter:
 
     @router.get("/tasks/{task_id}")
     async def get_task(task_id: str) -> dict[str, Any]:
-        """One task's summary and its wire body."""
+        """One task's summary, the create request it came from, and its wire body."""
         task = sim.task(task_id)
-        return {**_summary(sim, task), "body": render_task(task, sim.config)}
+        return {**_summary(sim, task), "request": task.create_body, "body": sim.render(task)}
 
     @router.post("/tasks/{task_id}/complete")
     async def complete_task(task_id: str) -> dict[str, Any]:
         """Complete the task now (its callback follows as usual)."""
         task = sim.unfinished_task(task_id)
         sim.lifecycle.complete(task)
-        return render_task(task, sim.config)
+        return sim.render(task)
 
     @router.post("/tasks/{task_id}/fail")
     async def fail_task(task_id: str, body: FailBody | None = None) -> dict[str, Any]:
@@ -82,13 +80,13 @@ def build_admin_router(sim: Simulator) -> APIRouter:
         task = sim.unfinished_task(task_id)
         fail = body or FailBody()
         sim.lifecycle.fail(task, fail.code, fail.message)
-        return render_task(task, sim.config)
+        return sim.render(task)
 
     @router.post("/tasks/{task_id}/cancel")
     async def cancel_task(task_id: str) -> dict[str, Any]:
-        """Cancel the task now (the upstream has no public cancel; admins can)."""
+        """Cancel the task now (neither upstream has a public cancel; admins can)."""
         task = sim.unfinished_task(task_id)
         sim.lifecycle.cancel(task)
-        return render_task(task, sim.config)
+        return sim.render(task)
 
     return router

@@ -1,24 +1,37 @@
-"""Callbacks: the upstream's refusal of callback URLs, and the sender with its retries."""
+"""Callbacks: the upstream's refusal of callback URLs, and the sender.
+
+The sender follows its wire's `CallbackPolicy`: which changes are called back, and how
+many attempts each gets. A task's callbacks go out one at a time, in the order of the
+changes they show.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+import ssl
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from app.net.client import ssl_context_for
 from app.simulator.config import SimulatorConfig
 from app.simulator.errors import SimulatorError
 from app.simulator.faults import FaultBook
 from app.simulator.tasks import Background, CallbackAttempt, SimTask
-from app.simulator.wire import render_task
+from app.simulator.wire import Wire
 
 MAX_CALLBACK_URL_CHARS = 2048
-_STALE_PROGRESS = 50
+# No connection came free within the pool timeout: the pool is wedged (httpcore once
+# failed every later callback so for 30+ min after a peer went away mid-request), or
+# hanging receivers hold every connection. Either way a fresh client lets later sends flow.
+_WEDGED = (httpx.PoolTimeout,)
+_CLOSE_BOUND_S = 5.0
 _IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -61,70 +74,154 @@ async def check_callback_url(url: str, config: SimulatorConfig) -> None:
         raise _refuse("callback_url must not point to a private or loopback address")
 
 
-class CallbackSender:
-    """POSTs a task's body to its callback_url when it ends, retrying like the upstream."""
+@dataclass
+class _Chain:
+    """One task's callbacks: dropped or delayed as a whole (the global callback rule is
+    taken once per task), and the latest send, which the next one waits for."""
 
-    def __init__(self, config: SimulatorConfig, faults: FaultBook, background: Background) -> None:
+    drop: bool
+    delay_s: float
+    last: asyncio.Task[None] | None = None
+
+
+class CallbackSender:
+    """POSTs a task's body to its callback_url on the changes its wire calls back on.
+
+    Owns its long-lived HTTP client: `open()` and `aclose()` from the simulator's
+    lifespan, and a fresh one whenever the pool wedges.
+    """
+
+    def __init__(
+        self, config: SimulatorConfig, wire: Wire, faults: FaultBook, background: Background
+    ) -> None:
         self._config = config
+        self._wire = wire
+        self._policy = wire.callback_policy(config)
         self._faults = faults
         self._background = background
+        self._chains: dict[str, _Chain] = {}
+        self._verify: ssl.SSLContext | bool = True
         self._client: httpx.AsyncClient | None = None
 
-    def bind(self, client: httpx.AsyncClient | None) -> None:
-        """Attach (or detach, with None) the client the lifespan owns."""
-        self._client = client
+    async def open(self) -> None:
+        # Loading CA files is blocking I/O: build the TLS context off the event loop.
+        self._verify = await asyncio.to_thread(ssl_context_for, self._config.callback_verify)
+        self._client = self._new_client()
 
-    def schedule(self, task: SimTask) -> None:
-        """The terminal hook: deliver in the background so the caller never waits."""
-        self._background.spawn(self.deliver(task))
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
-    async def deliver(self, task: SimTask) -> None:
-        try:
-            await self._deliver(task)
-        finally:
-            task.first_callback_done.set()
+    def _new_client(self) -> httpx.AsyncClient:
+        config = self._config
+        return httpx.AsyncClient(
+            verify=self._verify,
+            timeout=httpx.Timeout(config.callback_timeout_s, pool=config.callback_pool_timeout_s),
+            limits=httpx.Limits(max_connections=config.callback_max_connections),
+            follow_redirects=False,
+            headers={"User-Agent": "motion-gateway-simulator/1"},
+        )
 
-    async def _deliver(self, task: SimTask) -> None:
+    def task_created(self, task: SimTask) -> None:
+        if self._policy.on_submit:
+            self._queue(task)
+
+    def status_changed(self, task: SimTask) -> None:
+        """The lifecycle's change hook; the caller never waits for the delivery."""
+        if task.terminal or self._policy.on_every_change:
+            self._queue(task)
+
+    def _queue(self, task: SimTask) -> None:
+        """Queue a callback showing the task as it is now, sent after the earlier ones."""
         if task.callback_url is None:
+            task.end_callback_tried.set()
             return
-        rule = self._faults.take_callback()
-        if task.directives.drop_callback or (rule is not None and rule.drop):
-            task.callback_dropped = True
-            return
-        delay_s = task.directives.callback_delay_s + ((rule.delay_s or 0.0) if rule else 0.0)
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
-        body = render_task(task, self._config)
-        for _ in range(task.directives.callback_copies):
-            await self._send_with_retries(task, task.callback_url, body)
-        if task.directives.out_of_order:
-            stale = render_task(
-                task, self._config, as_status="processing", as_progress=_STALE_PROGRESS
-            )
-            await self._send_with_retries(task, task.callback_url, stale)
+        chain = self._chains.get(task.id) or self._new_chain(task)
+        body = self._wire.render_task(task, self._config)
+        send = self._send_after(task, chain, body, task.terminal, chain.last)
+        chain.last = self._background.spawn(send)
 
-    async def _send_with_retries(self, task: SimTask, url: str, body: dict[str, Any]) -> None:
-        delays_s = self._config.callback_retry_delays_s
+    def _new_chain(self, task: SimTask) -> _Chain:
+        rule = self._faults.take_callback()
+        directives = task.directives
+        drop = directives.drop_callback or (rule is not None and rule.drop)
+        delay_s = directives.callback_delay_s + ((rule.delay_s or 0.0) if rule else 0.0)
+        chain = self._chains[task.id] = _Chain(drop, delay_s)
+        return chain
+
+    async def _send_after(
+        self,
+        task: SimTask,
+        chain: _Chain,
+        body: dict[str, Any],
+        terminal: bool,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """Send one change's callback once the task's earlier ones are done."""
+        if previous is not None:
+            await asyncio.wait({previous})
+        try:
+            if chain.drop:
+                task.callback_dropped = True
+                return
+            delay_s, chain.delay_s = chain.delay_s, 0.0  # only before the first
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            for _ in range(task.directives.callback_copies if terminal else 1):
+                await self._send(task, body, terminal)
+            if terminal and task.directives.out_of_order:
+                stale = self._wire.render_task(task, self._config, stale=True)
+                await self._send(task, stale, terminal)
+        finally:
+            if terminal:  # nothing follows an end: the chain is done
+                task.end_callback_tried.set()
+                self._chains.pop(task.id, None)
+
+    async def _send(self, task: SimTask, body: dict[str, Any], terminal: bool) -> None:
+        """One callback: an attempt, and a retry after each policy delay until a 2xx."""
+        delays_s = self._policy.retry_delays_s
         for attempt in range(len(delays_s) + 1):
             if attempt > 0:
                 await asyncio.sleep(delays_s[attempt - 1])
-            delivered = await self._attempt(task, url, body)
-            task.first_callback_done.set()
+            delivered = await self._attempt(task, body)
+            if terminal:
+                task.end_callback_tried.set()
             if delivered:
                 return
 
-    async def _attempt(self, task: SimTask, url: str, body: dict[str, Any]) -> bool:
-        record = CallbackAttempt(sent_at=time.time(), body_status=str(body["status"]))
-        task.callback_attempts.append(record)
-        if self._client is None:
-            record.error = "simulator is shutting down"
-            return False
+    async def _attempt(self, task: SimTask, body: dict[str, Any]) -> bool:
+        """POST once and log the attempt, but only once it has its outcome."""
+        sent_at = time.time()
+        status_code, error = await self._post(str(task.callback_url), body)
+        shown = str(body[self._wire.status_field])
+        task.callback_attempts.append(CallbackAttempt(sent_at, shown, status_code, error))
+        return status_code is not None and 200 <= status_code < 300
+
+    async def _post(self, url: str, body: dict[str, Any]) -> tuple[int | None, str | None]:
+        client = self._client
+        if client is None:
+            return None, "simulator is shutting down"
         try:
-            response = await self._client.post(
-                url, json=body, timeout=self._config.callback_timeout_s
-            )
+            response = await client.post(url, json=body)
         except httpx.HTTPError as exc:
-            record.error = f"{type(exc).__name__}: {exc}"
-            return False
-        record.status_code = response.status_code
-        return response.is_success
+            if isinstance(exc, _WEDGED):
+                self._replace(client)
+            return None, f"{type(exc).__name__}: {exc}"
+        return response.status_code, None
+
+    def _replace(self, wedged: httpx.AsyncClient) -> None:
+        """Swap in a fresh client, once however many sends saw the wedge."""
+        if self._client is wedged:
+            self._client = self._new_client()
+            self._background.spawn(self._retire(wedged))
+
+    async def _retire(self, client: httpx.AsyncClient) -> None:
+        """Close a replaced client once its in-flight sends have had their timeout (or at
+        shutdown); bounded, as a wedged pool's connections may never close cleanly."""
+        try:
+            await asyncio.sleep(self._config.callback_timeout_s)
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_CLOSE_BOUND_S):
+                    await client.aclose()

@@ -1,19 +1,51 @@
-"""Configuration of the upstream simulator (UPSTREAM.md §A, or §B with `wire="kling"`)."""
+"""Configuration of the upstream simulator (UPSTREAM.md §A, or §B with `wire="kling"`).
+
+Every knob also comes from the environment as `MGW_SIM_<FIELD>` (API.md), under
+`motion-gateway simulator` and `serve --with-simulator` alike; a tuple or set knob takes
+JSON (`[1, 2]`) or a comma list (`1,2`). Arguments given in code win over the environment.
+"""
 
 from __future__ import annotations
 
+import json
 import ssl
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-class SimulatorConfig(BaseModel):
+class SimulatorConfig(BaseSettings):
     """Every knob of the simulator; the defaults mimic the real upstream."""
 
-    model_config = ConfigDict(
-        frozen=True, arbitrary_types_allowed=True, use_attribute_docstrings=True
+    model_config = SettingsConfigDict(
+        env_prefix="MGW_SIM_",
+        frozen=True,
+        arbitrary_types_allowed=True,
+        use_attribute_docstrings=True,
     )
+
+    @classmethod
+    def from_env(cls, defaults: dict[str, Any], **overrides: Any) -> SimulatorConfig:
+        """`MGW_SIM_*` over a command's own `defaults`; `overrides` (its flags) over both."""
+        from_env = cls().model_dump(exclude_unset=True)
+        return cls.model_validate({**defaults, **from_env, **overrides})
+
+    @field_validator("accepted_api_keys", "callback_retry_delays_s", mode="before")
+    @classmethod
+    def _list_from_env(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("["):
+            return json.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    @field_validator("callback_verify", mode="before")
+    @classmethod
+    def _verify_from_env(cls, value: Any) -> Any:
+        # From the environment every value is text: "false" means no check, not a path.
+        flags = {"true": True, "1": True, "false": False, "0": False}
+        return flags.get(value.strip().lower(), value) if isinstance(value, str) else value
 
     wire: Literal["evolink", "kling"] = "evolink"
     """The wire format served: the aggregator's (§A) or the official Kling API's (§B)."""
@@ -21,7 +53,7 @@ class SimulatorConfig(BaseModel):
     public_base_url: str | None = None
     """Base of the result links; None means the base URL the create request came in on."""
 
-    accepted_api_keys: frozenset[str] = frozenset()
+    accepted_api_keys: Annotated[frozenset[str], NoDecode] = frozenset()
     """Bearer keys accepted; empty accepts any non-empty key."""
 
     pending_time_s: float = Field(default=1.0, ge=0)
@@ -39,7 +71,14 @@ class SimulatorConfig(BaseModel):
     callback_timeout_s: float = Field(default=10.0, gt=0)
     """Time the callback receiver has to answer one attempt."""
 
-    callback_retry_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0)
+    callback_pool_timeout_s: float = Field(default=5.0, gt=0)
+    """Bound on waiting for a free connection of the callback client; past it the client
+    is rebuilt, so a wedged connection pool cannot block later callbacks."""
+
+    callback_max_connections: int = Field(default=100, ge=1)
+    """Connections the callback client may hold open at once."""
+
+    callback_retry_delays_s: Annotated[tuple[float, ...], NoDecode] = (1.0, 2.0, 4.0)
     """Waits before each retry of a failed callback (one retry per entry)."""
 
     callback_verify: ssl.SSLContext | str | bool = True

@@ -1,16 +1,12 @@
-"""Fault injection: per-task directives in the prompt, and global counted rules.
-
-Per task, the prompt may carry directives such as `#sim:fail=content_policy` or
-`#sim:dup_callback=3` (see `parse_directives`). Globally, `POST /_sim/faults` installs
-one rule per scope (`create`, `query`, `result`, `callbacks`); a rule with a `count`
-applies to the next N matching requests, one without applies until reset.
-"""
+"""Fault injection: per-task `#sim:` directives in the prompt, and global counted rules
+(one per scope, installed by `POST /_sim/faults`); the package docstring lists both."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from typing import Generic, Literal, Self, TypeVar
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -39,10 +35,6 @@ class Directives:
     early_callback: bool = False
     out_of_order: bool = False
     video_duration_s: float | None = None
-
-    @property
-    def fails(self) -> bool:
-        return self.fail_code is not None or self.fail_without_error
 
 
 def _positive_number(name: str, value: str | None) -> float:
@@ -141,63 +133,58 @@ class FaultRules(BaseModel):
 RequestScope = Literal["create", "query", "result"]
 
 
-_RuleT = TypeVar("_RuleT", RequestFault, CallbackFault)
-
-
 @dataclass
-class _Armed(Generic[_RuleT]):
-    rule: _RuleT
+class _Armed:
+    rule: RequestFault | CallbackFault
     remaining: int | None
+
+    def use(self) -> bool:
+        """Count one match; True once a counted rule is used up."""
+        if self.remaining is None:
+            return False
+        self.remaining -= 1
+        return self.remaining == 0
+
+    def describe(self) -> dict[str, object]:
+        return {**self.rule.model_dump(exclude_none=True), "remaining": self.remaining}
 
 
 class FaultBook:
-    """The global rules in force, consumed one match at a time."""
+    """The global rules in force, one per scope, consumed one match at a time."""
 
     def __init__(self) -> None:
-        self._requests: dict[str, _Armed[RequestFault]] = {}
-        self._callbacks: _Armed[CallbackFault] | None = None
+        self._armed: dict[str, _Armed] = {}
 
     def install(self, rules: FaultRules) -> None:
-        for scope in ("create", "query", "result"):
-            rule: RequestFault | None = getattr(rules, scope)
+        for scope in ("create", "query", "result", "callbacks"):
+            rule: RequestFault | CallbackFault | None = getattr(rules, scope)
             if rule is not None:
-                self._requests[scope] = _Armed(rule, rule.count)
-        if rules.callbacks is not None:
-            self._callbacks = _Armed(rules.callbacks, rules.callbacks.count)
+                self._armed[scope] = _Armed(rule, rule.count)
 
     def reset(self) -> None:
-        self._requests.clear()
-        self._callbacks = None
+        self._armed.clear()
 
     def take_request(self, scope: RequestScope) -> RequestFault | None:
-        armed = self._requests.get(scope)
-        if armed is None:
-            return None
-        if armed.remaining is not None:
-            armed.remaining -= 1
-            if armed.remaining == 0:
-                del self._requests[scope]
-        return armed.rule
+        rule = self._take(scope)
+        return rule if isinstance(rule, RequestFault) else None
 
     def take_callback(self) -> CallbackFault | None:
-        armed = self._callbacks
-        if armed is None:
-            return None
-        if armed.remaining is not None:
-            armed.remaining -= 1
-            if armed.remaining == 0:
-                self._callbacks = None
-        return armed.rule
+        rule = self._take("callbacks")
+        return rule if isinstance(rule, CallbackFault) else None
+
+    def _take(self, scope: str) -> RequestFault | CallbackFault | None:
+        armed = self._armed.get(scope)
+        if armed is not None and armed.use():
+            del self._armed[scope]
+        return armed.rule if armed is not None else None
 
     def describe(self) -> dict[str, object]:
         """The rules in force with the matches each has left (None = until reset)."""
-        out: dict[str, object] = {
-            scope: {**armed.rule.model_dump(exclude_none=True), "remaining": armed.remaining}
-            for scope, armed in self._requests.items()
-        }
-        if self._callbacks is not None:
-            out["callbacks"] = {
-                **self._callbacks.rule.model_dump(exclude_none=True),
-                "remaining": self._callbacks.remaining,
-            }
-        return out
+        return {scope: armed.describe() for scope, armed in self._armed.items()}
+
+
+def retry_after(rule: RequestFault) -> dict[str, str]:
+    """The `Retry-After` header a rule asks for (whole seconds, as HTTP requires)."""
+    if rule.retry_after is None:
+        return {}
+    return {"Retry-After": str(math.ceil(rule.retry_after))}

@@ -1,8 +1,8 @@
-"""The result video every completed task links to: a small, real, playable MP4."""
+"""The result video a completed task links to: a small, real, playable MP4, as long as
+the task says (UPSTREAM.md §A: output length = reference video length)."""
 
 from __future__ import annotations
 
-import functools
 import io
 
 import av
@@ -12,7 +12,6 @@ from PIL import Image, ImageDraw
 WIDTH_PX = 128
 HEIGHT_PX = 128
 FRAME_RATE = 12
-DURATION_S = 2
 _BOX_PX = 32
 
 
@@ -29,9 +28,8 @@ def _pick_codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-@functools.cache
-def render_result_mp4() -> bytes:
-    """Encode the clip once per process. Blocking: call it through asyncio.to_thread."""
+def render_result_mp4(duration_s: float) -> bytes:
+    """Encode a clip of `duration_s` (to the frame). Blocking: use asyncio.to_thread."""
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream(_pick_codec(), rate=FRAME_RATE)
@@ -40,7 +38,7 @@ def render_result_mp4() -> bytes:
         stream.width = WIDTH_PX
         stream.height = HEIGHT_PX
         stream.pix_fmt = "yuv420p"
-        for index in range(FRAME_RATE * DURATION_S):
+        for index in range(max(1, round(FRAME_RATE * duration_s))):
             # PyAV's stubs leave from_image unannotated.
             frame = av.VideoFrame.from_image(_frame(index))  # type: ignore[no-untyped-call]
             container.mux(stream.encode(frame))

@@ -1,15 +1,14 @@
 """The in-memory task store and each task's lifecycle.
 
 pending --(pending_time_s)--> processing --(processing_time_s)--> completed | failed.
-Admin calls may end a task early; every end goes through `Lifecycle.finish`, which
-hands the task to the terminal hook (the callback sender).
+Admin calls may end a task early. Every change (to processing, and every end) is
+stamped and handed to the change hook, the callback sender, which asks the wire's
+policy whether that change is worth a callback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
-import string
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -20,12 +19,18 @@ from app.simulator.faults import FAILURE_MESSAGES, Directives
 
 TaskState = Literal["pending", "processing", "completed", "failed", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-_ID_ALPHABET = string.ascii_letters + string.digits
 
 
-@dataclass
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
 class CallbackAttempt:
-    """One HTTP attempt to deliver a callback, kept for `GET /_sim/tasks`."""
+    """One finished HTTP attempt to deliver a callback, kept for `GET /_sim/tasks`.
+
+    Built only once the attempt has its outcome, so a reader never sees one half-written.
+    """
 
     sent_at: float
     body_status: str
@@ -35,17 +40,23 @@ class CallbackAttempt:
 
 @dataclass
 class SimTask:
+    """One task, in the core's words; each wire renders it in its own shape."""
+
     id: str
     api_key: str
     model: str
     quality: str
-    created: int
+    created_at_ms: int
+    updated_at_ms: int
     video_duration_s: float
     estimated_time_s: int
     callback_url: str | None
     directives: Directives
     base_url: str
+    video_id: str
+    create_body: dict[str, Any]
     idempotency_key: str | None = None
+    external_task_id: str | None = None
     status: TaskState = "pending"
     processing_since: float | None = None
     frozen_progress: int = 0
@@ -55,8 +66,8 @@ class SimTask:
     create_calls: int = 1
     callback_attempts: list[CallbackAttempt] = field(default_factory=list)
     callback_dropped: bool = False
-    # Set once the first callback attempt has an outcome (or none will be made).
-    first_callback_done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once the terminal callback's first attempt has an outcome (or none will be made).
+    end_callback_tried: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def terminal(self) -> bool:
@@ -74,20 +85,22 @@ class SimTask:
         return min(99, 1 + int(98 * elapsed_s / processing_time_s))
 
 
-def new_task_id(created: int) -> str:
-    suffix = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
-    return f"task-unified-{created}-{suffix}"
-
-
 class TaskStore:
     """Every task ever created by this process, by id."""
 
     def __init__(self) -> None:
         self._tasks: dict[str, SimTask] = {}
+        # Client-chosen names of a task, each unique per account.
+        self._by_idempotency_key: dict[tuple[str, str], SimTask] = {}
+        self._by_external_id: dict[tuple[str, str], SimTask] = {}
         self.create_calls = 0
 
     def add(self, task: SimTask) -> None:
         self._tasks[task.id] = task
+        if task.idempotency_key is not None:
+            self._by_idempotency_key.setdefault((task.api_key, task.idempotency_key), task)
+        if task.external_task_id is not None:
+            self._by_external_id[(task.api_key, task.external_task_id)] = task
 
     def get(self, task_id: str) -> SimTask | None:
         return self._tasks.get(task_id)
@@ -96,10 +109,10 @@ class TaskStore:
         return list(self._tasks.values())
 
     def find_by_idempotency_key(self, api_key: str, key: str) -> SimTask | None:
-        for task in self._tasks.values():
-            if task.api_key == api_key and task.idempotency_key == key:
-                return task
-        return None
+        return self._by_idempotency_key.get((api_key, key))
+
+    def find_by_external_id(self, api_key: str, external_task_id: str) -> SimTask | None:
+        return self._by_external_id.get((api_key, external_task_id))
 
 
 class Background:
@@ -128,11 +141,11 @@ class Lifecycle:
         self,
         config: SimulatorConfig,
         background: Background,
-        on_terminal: Callable[[SimTask], None],
+        on_change: Callable[[SimTask], None],
     ) -> None:
         self._config = config
         self._background = background
-        self._on_terminal = on_terminal
+        self._on_change = on_change
         self._runners: dict[str, asyncio.Task[Any]] = {}
 
     def start(self, task: SimTask) -> None:
@@ -144,6 +157,7 @@ class Lifecycle:
         await asyncio.sleep(self._config.pending_time_s)
         task.status = "processing"
         task.processing_since = time.monotonic()
+        self._changed(task)
         if task.directives.stuck:
             return
         await asyncio.sleep(self._config.processing_time_s)
@@ -181,4 +195,8 @@ class Lifecycle:
         task.frozen_progress = task.progress(self._config.processing_time_s)
         task.status = status
         task.finished_at = time.monotonic()
-        self._on_terminal(task)
+        self._changed(task)
+
+    def _changed(self, task: SimTask) -> None:
+        task.updated_at_ms = max(now_ms(), task.created_at_ms)
+        self._on_change(task)

@@ -14,9 +14,9 @@ from standardwebhooks.webhooks import Webhook
 
 from app.auth.service import new_webhook_secret
 from app.delivery.send import MAX_LOGGED_BODY_BYTES, USER_AGENT, Outbound, parse_retry_after_s, send
-from app.simulator.testing import start_server
 from tests.support.gateway import free_port
 from tests.support.receiver import Answer, running_subscriber
+from tests.support.servers import start_server
 
 BODY = json.dumps({"id": "evt_1", "type": "job.succeeded", "data": {}}, separators=(",", ":"))
 

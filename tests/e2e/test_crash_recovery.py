@@ -7,12 +7,12 @@ import asyncio
 import httpx
 import pytest
 
-from app.simulator.testing import running_simulator
 from tests.conftest import fast_simulator_config
 from tests.support.flows import TERMINAL_NAMES, assert_history_is_clean, submissions_per_job
 from tests.support.gateway import free_port, gateway_settings
 from tests.support.payloads import job_body
 from tests.support.process import GatewayProcess, issue_key
+from tests.support.simulator import running_simulator
 
 pytestmark = pytest.mark.slow
 

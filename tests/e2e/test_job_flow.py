@@ -9,7 +9,6 @@ import av
 import pytest
 
 from app.inbound.tokens import callback_token
-from app.simulator.testing import RunningSimulator
 from tests.conftest import StackFactory
 from tests.support.flows import (
     TERMINAL_NAMES,
@@ -21,6 +20,7 @@ from tests.support.flows import (
 )
 from tests.support.gateway import Gateway
 from tests.support.payloads import job_body
+from tests.support.simulator import RunningSimulator
 
 
 def _decode_frames(data: bytes) -> int:

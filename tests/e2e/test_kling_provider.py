@@ -5,8 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from app.settings import ProviderConfig
-from app.simulator.kling_testing import fast_kling_config, install_faults
-from app.simulator.testing import running_simulator
 from tests.conftest import fast_simulator_config
 from tests.support.flows import (
     assert_history_is_clean,
@@ -16,6 +14,7 @@ from tests.support.flows import (
 )
 from tests.support.gateway import free_port, gateway_settings, running_gateway
 from tests.support.payloads import job_body
+from tests.support.simulator import fast_kling_config, install_faults, running_simulator
 
 
 def kling_provider(base_url: str, **prices: Decimal) -> ProviderConfig:

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from app.settings import ProviderConfig
-from app.simulator.testing import RunningSimulator, running_simulator
 from tests.conftest import StackFactory, fast_simulator_config
 from tests.support.flows import (
     assert_history_is_clean,
@@ -20,6 +19,7 @@ from tests.support.flows import (
 )
 from tests.support.gateway import free_port, gateway_settings, running_gateway
 from tests.support.payloads import job_body
+from tests.support.simulator import RunningSimulator, running_simulator
 
 
 async def set_faults(sim: RunningSimulator, rules: dict[str, Any]) -> None:

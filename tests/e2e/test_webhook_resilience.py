@@ -12,13 +12,13 @@ import httpx
 import pytest
 import trustme
 
-from app.simulator.testing import running_simulator
 from tests.conftest import StackFactory, fast_simulator_config
 from tests.support.flows import create_job, wait_for_status
 from tests.support.gateway import free_port, gateway_settings
 from tests.support.payloads import job_body
 from tests.support.process import GatewayProcess, issue_key
 from tests.support.receiver import Answer, running_subscriber
+from tests.support.simulator import running_simulator
 
 
 @pytest.mark.slow

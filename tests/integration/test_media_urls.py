@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI, Response
 
-from app.simulator.testing import start_server
 from tests.conftest import StackFactory
 from tests.support.gateway import Gateway
 from tests.support.media import make_mp4, make_png
 from tests.support.payloads import job_body
+from tests.support.servers import start_server
 
 
 @pytest.fixture(scope="module")

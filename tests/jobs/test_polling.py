@@ -15,9 +15,9 @@ from app.jobs import polling
 from app.jobs.errors import JobNotFound
 from app.providers.base import SubmitRequest, TaskSnapshot, TaskStatus
 from app.runtime import Runtime
-from app.simulator.testing import RunningSimulator, wait_until
 from app.statuses import JobStatus
 from tests.support.job_rows import IMAGE_URL, VIDEO_URL, insert_job, read_events, read_job
+from tests.support.simulator import RunningSimulator, wait_until
 from tests.support.steps import Steps
 
 

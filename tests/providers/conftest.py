@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.providers.evolink import EvolinkProvider
-from app.simulator.testing import RunningSimulator, running_simulator
+from tests.support.simulator import RunningSimulator, running_simulator
 
 from .helpers import FAST
 

@@ -27,7 +27,7 @@ from app.providers.base import (
 )
 from app.providers.common import retry_after_s
 from app.providers.evolink import EvolinkProvider, build_create_body
-from app.simulator.testing import (
+from tests.support.simulator import (
     RunningSimulator,
     running_receiver,
     running_simulator,

@@ -22,8 +22,14 @@ from app.providers.base import (
 )
 from app.providers.kling import KlingProvider, build_create_body
 from app.simulator.config import SimulatorConfig
-from app.simulator.kling_testing import admin_tasks, fast_kling_config
-from app.simulator.testing import RunningSimulator, running_receiver, running_simulator, wait_until
+from tests.support.simulator import (
+    RunningSimulator,
+    admin_tasks,
+    fast_kling_config,
+    running_receiver,
+    running_simulator,
+    wait_until,
+)
 
 KLING_FAST = fast_kling_config()
 REQUEST = SubmitRequest(

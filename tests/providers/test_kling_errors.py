@@ -25,8 +25,13 @@ from app.providers.base import (
     SubmitRequest,
 )
 from app.providers.kling import KlingProvider
-from app.simulator.kling_testing import admin_tasks, fast_kling_config, install_faults
-from app.simulator.testing import RunningSimulator, running_simulator
+from tests.support.simulator import (
+    RunningSimulator,
+    admin_tasks,
+    fast_kling_config,
+    install_faults,
+    running_simulator,
+)
 
 KLING_FAST = fast_kling_config()
 REQUEST = SubmitRequest(

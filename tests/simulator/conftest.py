@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.simulator.testing import RunningSimulator, running_simulator
+from tests.support.simulator import RunningSimulator, running_simulator
 
 from .helpers import FAST, client_for
 

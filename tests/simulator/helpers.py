@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from app.simulator.config import SimulatorConfig
-from app.simulator.testing import RunningSimulator, wait_until
+from tests.support.simulator import RunningSimulator, wait_until
 
 API_KEY = "sk-test"
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trustme
 
-from app.simulator.testing import (
+from tests.support.simulator import (
     CallbackReceiver,
     running_receiver,
     running_simulator,

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.simulator.testing import RunningSimulator, sample_create_body
+from tests.support.simulator import RunningSimulator, sample_create_body
 
 from .helpers import sim_tasks, wait_for_status
 

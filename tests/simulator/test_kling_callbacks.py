@@ -9,17 +9,15 @@ from typing import Any
 import httpx
 import pytest
 
-from app.simulator.kling_testing import (
+from tests.support.simulator import (
+    CallbackReceiver,
+    RunningSimulator,
     fast_kling_config,
     install_faults,
     kling_client,
-    sample_kling_body,
-)
-from app.simulator.testing import (
-    CallbackReceiver,
-    RunningSimulator,
     running_receiver,
     running_simulator,
+    sample_kling_body,
     wait_until,
 )
 

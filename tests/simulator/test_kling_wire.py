@@ -14,15 +14,17 @@ import jwt
 import pytest
 
 from app.simulator.config import SimulatorConfig
-from app.simulator.kling_testing import (
+from tests.support.simulator import (
+    RunningSimulator,
     admin_tasks,
     fast_kling_config,
     install_faults,
     kling_client,
     kling_token,
+    running_simulator,
     sample_kling_body,
+    wait_until,
 )
-from app.simulator.testing import RunningSimulator, running_simulator, wait_until
 
 CREATE = "/v1/videos/motion-control"
 

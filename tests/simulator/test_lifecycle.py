@@ -8,7 +8,7 @@ import io
 import av
 import httpx
 
-from app.simulator.testing import (
+from tests.support.simulator import (
     RunningSimulator,
     running_simulator,
     sample_create_body,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.simulator.testing import RunningSimulator, running_simulator, sample_create_body
+from tests.support.simulator import RunningSimulator, running_simulator, sample_create_body
 
 from .helpers import client_for, fast_config
 

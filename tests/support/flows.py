@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from app.jobs.state import TERMINAL
-from app.simulator.testing import RunningSimulator, wait_until
+from tests.support.simulator import RunningSimulator, wait_until
 
 TERMINAL_NAMES = {s.value for s in TERMINAL}
 

@@ -17,7 +17,7 @@ from app.db.engine import transaction
 from app.main import create_app
 from app.runtime import Runtime
 from app.settings import Environment, ProviderConfig, Settings
-from app.simulator.testing import RunningServer, start_server
+from tests.support.servers import RunningServer, start_server
 
 
 def _ephemeral_low() -> int:

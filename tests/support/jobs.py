@@ -23,9 +23,9 @@ from app.jobs import service
 from app.jobs.schemas import JobCreate
 from app.models import Event, Job, JobEvent
 from app.runtime import Runtime
-from app.simulator.testing import RunningSimulator
 from app.statuses import JobStatus
 from tests.support.payloads import job_body
+from tests.support.simulator import RunningSimulator
 
 
 def principal(key: IssuedKey) -> Principal:

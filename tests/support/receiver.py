@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
 
-from app.simulator.testing import start_server
+from tests.support.servers import start_server
 
 
 @dataclass(frozen=True)

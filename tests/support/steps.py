@@ -19,9 +19,9 @@ from app.db.migrate import upgrade_to_head
 from app.main import build_runtime
 from app.runtime import Runtime
 from app.settings import Settings
-from app.simulator.testing import RunningSimulator
 from tests.support.database import create_database, drop_database, empty_database, server_url
 from tests.support.gateway import free_port, gateway_settings
+from tests.support.simulator import RunningSimulator
 
 
 @pytest.fixture(scope="session")

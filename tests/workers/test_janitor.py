@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 
 from app.clock import utcnow
 from app.runtime import Runtime
-from app.simulator.testing import RunningSimulator
 from app.statuses import JobStatus
 from app.workers import janitor, submitter
 from app.workers.loop import Pool
@@ -24,6 +23,7 @@ from tests.support.jobs import (
     steps_of,
     update_row,
 )
+from tests.support.simulator import RunningSimulator
 from tests.support.steps import Steps
 
 

@@ -12,7 +12,6 @@ import pytest
 from app.clock import utcnow
 from app.jobs import reconcile
 from app.runtime import Runtime
-from app.simulator.testing import RunningSimulator
 from app.statuses import JobStatus
 from app.workers import submitter
 from app.workers.loop import Pool
@@ -27,6 +26,7 @@ from tests.support.jobs import (
     steps_of,
     update_row,
 )
+from tests.support.simulator import RunningSimulator
 from tests.support.steps import Steps, close_steps, open_steps, step_settings
 
 SUBMIT_TIMEOUT_S = 0.5

@@ -6,7 +6,12 @@ Usage from any test:
         httpx.post(f"{sim.base_url}/v1/videos/generations", ...)
         sim.simulator.store.all()  # or GET {sim.base_url}/_sim/tasks
 
-Nothing here imports pytest, so e2e tests and scripts can use it too.
+    async with running_simulator(fast_kling_config()) as sim:
+        async with kling_client(sim) as http:
+            await http.post("/v1/videos/motion-control", json=sample_kling_body())
+        await admin_tasks(sim)
+
+Nothing here imports pytest, so e2e tests and benchmarks can use it too.
 """
 
 from __future__ import annotations
@@ -14,130 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import uvicorn
+import httpx
+import jwt
 from fastapi import FastAPI, Request, Response
 
 from app.simulator.app import create_simulator_app
 from app.simulator.config import SimulatorConfig
 from app.simulator.service import Simulator
+from tests.support.servers import RunningServer, start_server
 
 T = TypeVar("T")
-_STARTUP_TIMEOUT_S = 15.0
-_GRACEFUL_SHUTDOWN_S = 1  # whole seconds: uvicorn types it as int
-_SHUTDOWN_TIMEOUT_S = 10.0
-
-
-class _LoopbackServer(uvicorn.Server):
-    """uvicorn's server, woken at once by `request_exit` instead of at its next 0.1 s tick.
-
-    Test suites start and stop hundreds of servers; the tick would cost each stop 0.1 s.
-    """
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._exit_requested = asyncio.Event()
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-        self._exit_requested.set()
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):
-            # on_tick refreshes the Date header when counter % 10 == 0, i.e. each second.
-            counter += 10
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._exit_requested.wait()
-
-
-@dataclass
-class RunningServer:
-    """A uvicorn server on a loopback socket, started in the current event loop."""
-
-    base_url: str
-    server: _LoopbackServer
-    task: asyncio.Task[None]
-    sock: socket.socket
-
-    async def stop(self) -> None:
-        """Stop serving and run the app's lifespan shutdown.
-
-        Requests still running after the graceful period (see `start_server`) are
-        cancelled; a shutdown that hangs past `_SHUTDOWN_TIMEOUT_S` is cancelled too.
-        """
-        self.server.request_exit()
-        try:
-            async with asyncio.timeout(_SHUTDOWN_TIMEOUT_S):
-                await asyncio.shield(self.task)
-        except TimeoutError:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        finally:
-            self.sock.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: with proto 0 asyncio does not set TCP_NODELAY on accepted
-    # connections, and every kept-alive request then waits ~40 ms for delayed ACKs.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
-
-
-async def _wait_started(server: _LoopbackServer, task: asyncio.Task[None]) -> None:
-    async with asyncio.timeout(_STARTUP_TIMEOUT_S):
-        while not server.started:
-            if task.done():
-                task.result()  # re-raises the startup failure
-                raise RuntimeError("server stopped before it started")
-            await asyncio.sleep(0.01)
-
-
-async def start_server(
-    app: FastAPI,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    ssl_certfile: str | None = None,
-    ssl_keyfile: str | None = None,
-    graceful_shutdown_s: int = _GRACEFUL_SHUTDOWN_S,
-) -> RunningServer:
-    """Serve `app` on host:port (0 = any free port) and return once it accepts.
-
-    On stop, open connections get `graceful_shutdown_s` to finish. The bound matters
-    for TLS: an idle keep-alive connection whose client is still open never answers
-    close_notify, and would otherwise hold the stop (and the app's lifespan shutdown).
-    """
-    sock = _bind(host, port)
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        timeout_graceful_shutdown=graceful_shutdown_s,
-    )
-    server = _LoopbackServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await _wait_started(server, task)
-    except BaseException:
-        sock.close()
-        raise
-    scheme = "https" if ssl_certfile else "http"
-    shown_host = f"[{host}]" if ":" in host else host
-    return RunningServer(f"{scheme}://{shown_host}:{bound_port}", server, task, sock)
 
 
 @dataclass
@@ -271,3 +167,77 @@ async def wait_until(
             if value:
                 return value
             await asyncio.sleep(interval_s)
+
+
+# --- the Kling wire ------------------------------------------------------------------
+
+
+def mint_kling_jwt(
+    access_key: str,
+    secret_key: str,
+    *,
+    now_s: float | None = None,
+    ttl_s: float = 1800.0,
+    not_before_s: float = 5.0,
+) -> str:
+    """A token as the official docs build one: valid from `not_before_s` ago for `ttl_s`."""
+    now = time.time() if now_s is None else now_s
+    claims = {"iss": access_key, "exp": int(now + ttl_s), "nbf": int(now - not_before_s)}
+    return jwt.encode(claims, secret_key, algorithm="HS256")
+
+
+def fast_kling_config(**changes: Any) -> SimulatorConfig:
+    """The Kling wire with short timers, loopback callbacks and a short `timeout` fault."""
+    settings: dict[str, Any] = {
+        "wire": "kling",
+        "pending_time_s": 0.02,
+        "processing_time_s": 0.1,
+        "callback_timeout_s": 2.0,
+        "allow_insecure_callbacks": True,
+        "fault_hang_s": 5.0,
+    }
+    return SimulatorConfig.model_validate({**settings, **changes})
+
+
+def sample_kling_body(**overrides: Any) -> dict[str, Any]:
+    """A valid create body (UPSTREAM.md §B); keywords replace top-level fields, None drops one."""
+    body: dict[str, Any] = {
+        "model_name": "kling-v3",
+        "image_url": "https://media.example.com/character.png",
+        "video_url": "https://media.example.com/motion.mp4",
+        "keep_original_sound": "yes",
+        "character_orientation": "image",
+        "mode": "std",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def kling_token(running: RunningSimulator, **claims: float) -> str:
+    """A token the simulator accepts; `mint_kling_jwt` options (`now_s`, `ttl_s`...) apply."""
+    config = running.config
+    return mint_kling_jwt(config.kling_access_key, config.kling_secret_key, **claims)
+
+
+def kling_client(running: RunningSimulator, token: str | None = None) -> httpx.AsyncClient:
+    """A client for the simulator that sends a valid (or the given) bearer JWT."""
+    bearer = token if token is not None else kling_token(running)
+    return httpx.AsyncClient(
+        base_url=running.base_url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10.0
+    )
+
+
+async def install_faults(running: RunningSimulator, rules: dict[str, Any]) -> None:
+    """`POST /_sim/faults`; raises on a refused rule."""
+    async with httpx.AsyncClient(base_url=running.base_url) as admin:
+        response = await admin.post("/_sim/faults", json=rules)
+    response.raise_for_status()
+
+
+async def admin_tasks(running: RunningSimulator) -> list[dict[str, Any]]:
+    """`GET /_sim/tasks`: every task's summary, in creation order."""
+    async with httpx.AsyncClient(base_url=running.base_url) as admin:
+        response = await admin.get("/_sim/tasks")
+    response.raise_for_status()
+    tasks: list[dict[str, Any]] = response.json()["tasks"]
+    return tasks

@@ -1,0 +1,1 @@
+"""One module per upstream API the simulator can speak; see `app.simulator.wire`."""
