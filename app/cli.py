@@ -46,7 +46,11 @@ def serve(
 ) -> None:
     """Run the gateway (API and/or workers)."""
     settings = Settings(role=role)
+    from app.logging import configure_logging, held_secrets
     from app.main import create_app
+
+    # Before uvicorn's first line: every line of the process goes through one chain.
+    configure_logging(settings.log_level, json=settings.log_json, secrets=held_secrets(settings))
 
     servers = [_server(create_app(settings), host, port)]
     if with_simulator:

