@@ -211,11 +211,21 @@ def build_formatter(*, json: bool) -> structlog.stdlib.ProcessorFormatter:
     )
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is at the time (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
 def configure_logging(
     level: str = "INFO", *, json: bool = False, secrets: Iterable[str | None] = ()
 ) -> None:
     register_secrets(*secrets)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(build_formatter(json=json))
     root = logging.getLogger()
     root.handlers = [handler]
