@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
-from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 if TYPE_CHECKING:
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
 
 REDACTED = "[REDACTED]"
 MAX_FRAMES = 40  # per exception of a chain; the innermost are kept
+MAX_CHAIN = 5  # exceptions of one chain (__cause__ / __context__)
 MAX_FIELD_CHARS = 8_000
 MAX_EXCEPTION_CHARS = 24_000
 _SCAN_CHARS = 64_000  # redact this much of a huge value, then cut it to its limit
@@ -147,24 +147,80 @@ def _exc_info(value: Any) -> ExcInfo | None:
     return None
 
 
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _chain(value: BaseException) -> list[tuple[BaseException, bool]]:
+    """The exception and what led to it, last raised first: (exception, raised from it)."""
+    chain: list[tuple[BaseException, bool]] = []
+    seen: set[int] = set()
+    current: BaseException | None = value
+    is_cause = False
+    while current is not None and id(current) not in seen and len(chain) < MAX_CHAIN:
+        seen.add(id(current))
+        chain.append((current, is_cause))
+        if current.__cause__ is not None:
+            current, is_cause = current.__cause__, True
+        elif not current.__suppress_context__:
+            current, is_cause = current.__context__, False
+        else:
+            current = None
+    return chain
+
+
+def _frames(value: BaseException) -> tuple[int, traceback.StackSummary]:
+    """The innermost MAX_FRAMES frames, without locals; only those are ever looked at
+    (the standard library would compute positions for all of a 3000-deep recursion)."""
+    nodes = []
+    tb = value.__traceback__
+    while tb is not None:
+        nodes.append(tb)
+        tb = tb.tb_next
+    skipped = max(0, len(nodes) - MAX_FRAMES)
+    walk = ((node.tb_frame, node.tb_lineno) for node in nodes[skipped:])
+    return skipped, traceback.StackSummary.extract(walk, capture_locals=False)
+
+
+def _exception_line(value: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(value), value)).rstrip("\n")
+
+
 def plain_traceback_text(exc_info: ExcInfo) -> str:
-    """The standard library's rendering: no locals, the innermost frames of each exception."""
-    _, value, tb = exc_info
-    rendered = traceback.TracebackException(
-        type(value), value, tb, limit=-MAX_FRAMES, capture_locals=False
-    )
-    out: list[str] = []
-    size = 0
-    for chunk in rendered.format():
-        out.append(chunk)
-        size += len(chunk)
-        if size > MAX_EXCEPTION_CHARS:
-            out.append("… [traceback cut]\n")
-            break
-    return "".join(out).rstrip("\n")
+    """The standard library's layout: no locals, the innermost frames of each exception."""
+    parts: list[str] = []
+    chain = _chain(exc_info[1])
+    for index in range(len(chain) - 1, -1, -1):
+        value = chain[index][0]
+        skipped, frames = _frames(value)
+        parts.append("Traceback (most recent call last):\n")
+        if skipped:
+            parts.append(f"  [{skipped} outer frames not shown]\n")
+        parts.extend(frames.format())
+        parts.append(_exception_line(value) + "\n")
+        if index:
+            parts.append(_CAUSE if chain[index - 1][1] else _CONTEXT)
+    return _clip("".join(parts).rstrip("\n"), MAX_EXCEPTION_CHARS)
 
 
-_as_dicts = ExceptionDictTransformer(show_locals=False, max_frames=MAX_FRAMES, use_rich=False)
+def traceback_dicts(exc_info: ExcInfo) -> list[dict[str, Any]]:
+    """The stack as a structured field (structlog's `dict_tracebacks` shape, no locals)."""
+    stacks = []
+    for value, is_cause in _chain(exc_info[1]):
+        skipped, frames = _frames(value)
+        stacks.append(
+            {
+                "exc_type": type(value).__name__,
+                "exc_value": _exception_line(value).partition(": ")[2],
+                "is_cause": is_cause,
+                "frames_skipped": skipped,
+                "frames": [
+                    {"filename": f.filename, "lineno": f.lineno, "name": f.name, "line": f.line}
+                    for f in frames
+                ],
+            }
+        )
+    return stacks
 
 
 def _console_exceptions(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -176,7 +232,7 @@ def _console_exceptions(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
 def _json_exceptions(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     if info := _exc_info(event_dict.pop("exc_info", None)):
         try:
-            event_dict["exception"] = _as_dicts(info)
+            event_dict["exception"] = traceback_dicts(info)
         except Exception:  # never lose the line over its traceback
             event_dict["exception"] = plain_traceback_text(info)
     return event_dict
