@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit openapi bench soak clean install
+.PHONY: run test lint typecheck unit openapi bench soak outage-soak clean install
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+
+outage-soak: $(STAMP)  ## the database-outage test with a 20 s outage (`make test` uses 6 s)
+	MGW_TEST_OUTAGE_S=20 $(BIN)/pytest -q -s tests/e2e/test_database_outage.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -59,7 +59,11 @@ def serve(
     ports = [port, simulator_port] if with_simulator else [port]
     for busy in (p for p in ports if not _port_free(host, p)):
         _fail(f"port {busy} on {host} is already in use")
+    from app.logging import configure_logging, held_secrets
     from app.main import create_app
+
+    # Before uvicorn's first line: every line of the process goes through one chain.
+    configure_logging(settings.log_level, json=settings.log_json, secrets=held_secrets(settings))
 
     servers = [_server(create_app(settings), host, port)]
     if with_simulator:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
+import structlog
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
+
+from app.unavailable import describe, is_database_unavailable
 
 PROBLEM_JSON = "application/problem+json"
+DATABASE_RETRY_AFTER_S = 2
+log = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
@@ -86,7 +96,15 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> di
         "code": code,
     }
     body.update(extra)
+    if "request_id" not in body and (request_id := current_request_id()):
+        body["request_id"] = request_id
     return body
+
+
+def current_request_id() -> str | None:
+    """The id the request-id middleware bound for the request being answered, if any."""
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return value if isinstance(value, str) else None
 
 
 def problem_response(
@@ -136,7 +154,34 @@ async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def unhandled_error_response(exc: BaseException) -> JSONResponse:
+    """The one catch-all: 503 when the database is unreachable, else a logged 500."""
+    if is_database_unavailable(exc):
+        log.warning("database unavailable: %s", describe(exc))
+        return problem_response(
+            503,
+            "Database unavailable",
+            "the database cannot be reached right now; retry shortly",
+            "database_unavailable",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+    log.error("unhandled error: %s", describe(exc), exc_info=exc)
+    return problem_response(
+        500,
+        "Internal server error",
+        "an unexpected error occurred; quote the request_id when reporting it",
+        "internal_error",
+    )
+
+
+async def _unhandled_handler(_: Request, exc: Exception) -> JSONResponse:
+    return unhandled_error_response(exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    # Backstop only: the request-id middleware answers unhandled errors first (with
+    # the request id bound); this catches what escapes the middleware itself.
+    app.add_exception_handler(Exception, _unhandled_handler)
     app.add_exception_handler(DomainError, _domain_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
@@ -155,6 +200,7 @@ PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
                     "status": {"type": "integer"},
                     "detail": {"type": "string"},
                     "code": {"type": "string"},
+                    "request_id": {"type": "string"},
                     "errors": {
                         "type": "array",
                         "items": {
@@ -172,3 +218,23 @@ PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations for a route's error responses."""
     return dict.fromkeys(statuses, PROBLEM_RESPONSE_SCHEMA)
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return dependant.call is call or any(_depends_on(d, call) for d in dependant.dependencies)
+
+
+def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (included := getattr(route, "original_router", None)) is not None:
+            yield from _api_routes(included.routes)  # an include_router() branch
+
+
+def declare_server_errors(app: FastAPI, *, database_dependency: Callable[..., Any]) -> None:
+    """Declare 500 on every route, and 503 on those that need the database."""
+    for route in _api_routes(app.router.routes):
+        route.responses.setdefault(500, PROBLEM_RESPONSE_SCHEMA)
+        if _depends_on(route.dependant, database_dependency):
+            route.responses.setdefault(503, PROBLEM_RESPONSE_SCHEMA)

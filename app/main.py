@@ -13,16 +13,23 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.billing.router import router as billing_router
-from app.db.engine import asyncpg_dsn, make_engine, make_session_factory, resolve_database_url
+from app.db.engine import (
+    asyncpg_dsn,
+    make_runtime_engine,
+    make_session_factory,
+    resolve_database_url,
+)
+from app.db.listen import Wakeups
 from app.db.migrate import upgrade_to_head
+from app.db.session import get_session
 from app.delivery import repository as delivery_repo
 from app.delivery.router import router as delivery_router
-from app.errors import install_error_handlers
+from app.errors import declare_server_errors, install_error_handlers
 from app.inbound.router import router as inbound_router
 from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
 from app.jobs.router import router as jobs_router
-from app.logging import configure_logging
+from app.logging import configure_logging, held_secrets, register_secrets, url_password
 from app.media.context import build_media_context
 from app.media.router import router as media_router
 from app.media.upload_router import router as upload_router
@@ -30,10 +37,11 @@ from app.net import UrlPolicy, make_safe_client
 from app.ops.admin import router as admin_router
 from app.ops.router import router as ops_router
 from app.providers.registry import build_registry
+from app.request_id import RequestIdMiddleware
 from app.runtime import Runtime
 from app.settings import Settings
 from app.workers import dispatcher, janitor, poller, submitter
-from app.workers.loop import Pool, Wakeups, run_loop
+from app.workers.loop import Pool, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +60,8 @@ async def build_runtime(settings: Settings) -> Runtime:
     database_url = await asyncio.to_thread(resolve_database_url, settings)
     if settings.auto_migrate:
         await upgrade_to_head(database_url)
-    engine = make_engine(database_url)
+    register_secrets(url_password(database_url))
+    engine = make_runtime_engine(database_url, settings)
     upstream_client = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.provider_submit_timeout_s, connect=5.0),
         follow_redirects=False,
@@ -123,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         active = settings or Settings()
-        configure_logging(active.log_level, json=active.log_json)
+        configure_logging(active.log_level, json=active.log_json, secrets=held_secrets(active))
         runtime = await build_runtime(active)
         app.state.runtime = runtime
         stop = asyncio.Event()
@@ -158,4 +167,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(billing_router)
     app.include_router(admin_router)
     app.include_router(ops_router)
+    app.add_middleware(RequestIdMiddleware)
+    declare_server_errors(app, database_dependency=get_session)
     return app

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     log_json: bool = False
     role: Role = "all"
     auto_migrate: bool = True
+    # A dead database must be answered (503) within a second: bounded waits everywhere.
+    db_connect_timeout_s: float = Field(default=0.8, gt=0)
+    db_pool_timeout_s: float = Field(default=0.8, gt=0)
+    db_command_timeout_s: float = Field(default=5.0, gt=0)
 
     providers: list[ProviderConfig] = Field(default_factory=_default_providers)
     provider_submit_timeout_s: float = 30.0

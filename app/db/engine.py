@@ -34,8 +34,44 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_root)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    connect_timeout_s: float = 60.0,
+    pool_timeout_s: float = 30.0,
+    command_timeout_s: float | None = None,
+) -> AsyncEngine:
+    """An engine that gives up fast on a dead database when told to (see Settings.db_*).
+
+    `hide_parameters`: a failed statement's message must not carry its bound values
+    (key hashes, secrets) into the log.
+    """
+    connect_args: dict[str, object] = {"timeout": connect_timeout_s}
+    if command_timeout_s is not None:
+        # The server cancels first (a clean error, the connection stays usable); the
+        # client-side bound is for a server that no longer answers at all.
+        statement_ms = str(int(command_timeout_s * 1000))
+        connect_args["server_settings"] = {"statement_timeout": statement_ms}
+        connect_args["command_timeout"] = command_timeout_s + 1.0
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=pool_timeout_s,
+        connect_args=connect_args,
+        hide_parameters=True,
+    )
+
+
+def make_runtime_engine(url: str, settings: Settings) -> AsyncEngine:
+    return make_engine(
+        url,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        pool_timeout_s=settings.db_pool_timeout_s,
+        command_timeout_s=settings.db_command_timeout_s,
+    )
 
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:

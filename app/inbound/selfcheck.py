@@ -31,7 +31,9 @@ async def check_callback_mode(settings: Settings) -> CallbackMode:
         await resolve_and_vet(url, policy)
     except UrlRejected as exc:
         log.warning(
-            "callback URL %s is not reachable for upstreams (%s): poll-only", url, exc.reason
+            "callback URL %s is not reachable for upstreams (%s): poll-only",
+            url.split("?", 1)[0],  # never the token
+            exc.reason,
         )
         return CallbackMode("poll-only", exc.reason)
     return CallbackMode("webhook", "ok")

@@ -3,78 +3,68 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import asyncpg
+from app.backoff import Backoff
+from app.unavailable import describe, is_database_unavailable
 
 log = logging.getLogger(__name__)
 
 Step = Callable[[], Awaitable[int]]
 
 
-class Wakeups:
-    """One LISTEN connection per process; a NOTIFY on a channel sets that channel's event."""
-
-    def __init__(self, dsn: str, channels: list[str]) -> None:
-        self._dsn = dsn
-        self.events = {channel: asyncio.Event() for channel in channels}
-
-    def _on_notify(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
-        if event := self.events.get(channel):
-            event.set()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        backoff_s = 0.5
-        while not stop.is_set():
-            try:
-                conn = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("LISTEN connection failed (%s); sweeps still run", exc)
-                await _sleep_or_stop(stop, backoff_s)
-                backoff_s = min(backoff_s * 2, 10.0)
-                continue
-            backoff_s = 0.5
-            try:
-                for channel in self.events:
-                    await conn.add_listener(channel, self._on_notify)
-                for event in self.events.values():
-                    event.set()  # anything committed while we were not listening
-                while not stop.is_set() and not conn.is_closed():
-                    await _sleep_or_stop(stop, 1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+async def _wait_any(events: list[asyncio.Event], timeout_s: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+def _log_step_failure(name: str, exc: Exception, failures: int, delay_s: float) -> None:
+    """One line per failure; a traceback only for the first of a streak of real errors."""
+    if is_database_unavailable(exc):
+        log.warning(
+            "worker %s: database unavailable (%s); retry in %.1fs", name, describe(exc), delay_s
+        )
+    elif failures == 1:
+        log.exception("worker %s step failed; retry in %.1fs", name, delay_s)
+    else:
+        log.error(
+            "worker %s step failed again (%d in a row: %s); retry in %.1fs",
+            name,
+            failures,
+            describe(exc),
+            delay_s,
+        )
 
 
 async def run_loop(
     name: str, step: Step, wake: asyncio.Event, stop: asyncio.Event, sweep_s: float
 ) -> None:
-    """Run `step` until it finds nothing, then wait for a wake-up or the sweep interval."""
+    """Run `step` until it finds nothing, then wait for a wake-up or the sweep interval.
+
+    A failing step backs off (doubling up to 5 s, cut short by a wake-up: the LISTEN
+    connection coming back is one) and the loop resumes by itself once the cause is gone.
+    """
+    backoff = Backoff(base_s=min(sweep_s, 0.5))
     while not stop.is_set():
         wake.clear()
         try:
             done = await step()
-        except Exception:
-            log.exception("worker %s step failed", name)
-            done = 0
-            await _sleep_or_stop(stop, min(sweep_s, 1.0))
+        except Exception as exc:
+            delay_s = backoff.next_s()
+            _log_step_failure(name, exc, backoff.failures, delay_s)
+            await _wait_any([stop, wake], delay_s)
+            continue
+        if backoff.failures:
+            log.warning("worker %s resumed after %d failed steps", name, backoff.failures)
+            backoff.reset()
         if done:
             continue
-        waiter = asyncio.ensure_future(wake.wait())
-        stopper = asyncio.ensure_future(stop.wait())
-        _, pending = await asyncio.wait(
-            {waiter, stopper}, timeout=sweep_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
+        await _wait_any([stop, wake], sweep_s)
 
 
 class Pool:
@@ -101,8 +91,13 @@ class Pool:
     async def _guard(self, work: Awaitable[None], name: str) -> None:
         try:
             await work
-        except Exception:
-            log.exception("%s failed; its lease brings the item back", name)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                log.warning(
+                    "%s: database unavailable (%s); its lease brings it back", name, describe(exc)
+                )
+            else:
+                log.exception("%s failed; its lease brings the item back", name)
 
     def wake_after(self, delay_s: float) -> None:
         asyncio.get_running_loop().call_later(max(0.0, delay_s), self._wake.set)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
+from app.backoff import Backoff
 from app.clock import utcnow
 from app.db.engine import transaction
 from app.inbound.tokens import callback_url
@@ -25,6 +30,7 @@ from app.providers.base import (
 )
 from app.providers.registry import ProviderEntry
 from app.runtime import Runtime
+from app.unavailable import describe, is_database_unavailable
 from app.workers.loop import Pool
 
 log = logging.getLogger(__name__)
@@ -126,15 +132,41 @@ async def send(rt: Runtime, attempt: Attempt) -> None:
             entry.breaker.record_success()  # a refusal of this job: the provider is up
         else:
             entry.breaker.record_failure()
-        await record_failure(rt, attempt, exc)
+        await until_recorded(rt, attempt, partial(record_failure, rt, attempt, exc))
         return
     except Exception as exc:  # unknown failure after the request may have left: ambiguous
         log.exception("submit of %s to %s failed unexpectedly", attempt.job_id, entry.name)
         entry.breaker.record_failure()  # resolves a probe: never leave the slot taken
-        await record_failure(rt, attempt, AmbiguousError("submit_error", repr(exc)))
+        ambiguous = AmbiguousError("submit_error", repr(exc))
+        await until_recorded(rt, attempt, partial(record_failure, rt, attempt, ambiguous))
         return
     entry.breaker.record_success()
-    await record_success(rt, attempt, snapshot)
+    await until_recorded(rt, attempt, partial(record_success, rt, attempt, snapshot))
+
+
+async def until_recorded(
+    rt: Runtime, attempt: Attempt, record: Callable[[], Awaitable[None]]
+) -> None:
+    """The provider's answer exists only in memory: keep trying to write it while the
+    database is unreachable (up to the unknown-outcome window), rather than leave the
+    job to be judged `submit_outcome_unknown` for an answer we had."""
+    backoff = Backoff()
+    deadline = time.monotonic() + rt.settings.submit_unknown_window_s
+    while True:
+        try:
+            await record()
+            return
+        except Exception as exc:
+            if not is_database_unavailable(exc) or time.monotonic() >= deadline:
+                raise
+            delay_s = backoff.next_s()
+            log.warning(
+                "submit of %s: answer held, database unavailable (%s); retry in %.1fs",
+                attempt.job_id,
+                describe(exc),
+                delay_s,
+            )
+            await asyncio.sleep(delay_s)
 
 
 async def record_success(rt: Runtime, attempt: Attempt, snapshot: TaskSnapshot) -> None:

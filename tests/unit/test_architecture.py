@@ -22,7 +22,20 @@ APP = ROOT / "app"
 # domains and the runtime: routers and request dependencies may use everything below,
 # and nothing below may import them.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("clock", "ids", "money", "statuses", "metrics", "errors", "settings", "logging", "__init__"),
+    (
+        "clock",
+        "ids",
+        "money",
+        "statuses",
+        "metrics",
+        "errors",
+        "settings",
+        "logging",
+        "backoff",
+        "request_id",
+        "unavailable",
+        "__init__",
+    ),
     ("db", "net", "storage"),
     ("models",),
     ("providers",),
