@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import socket
@@ -11,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 
 from app.auth.service import IssuedKey, create_client_with_key
 from app.db.engine import transaction
 from app.main import create_app
 from app.runtime import Runtime
+from app.serving import server_config
 from app.settings import Environment, ProviderConfig, Settings
-from app.simulator.testing import RunningServer, start_server
+from app.simulator.testing import RunningServer, _bind, _LoopbackServer, _wait_started
 
 
 def _ephemeral_low() -> int:
@@ -86,11 +89,28 @@ class Gateway:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10.0)
 
 
+async def start_gateway_server(app: FastAPI, host: str, port: int) -> RunningServer:
+    """Serve the gateway as `motion-gateway serve` does (`server_config`: the head limit),
+    on the loopback helpers the simulator's `start_server` uses."""
+    sock = _bind(host, port)
+    config = server_config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+    )
+    server = _LoopbackServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await _wait_started(server, task)
+    except BaseException:
+        sock.close()
+        raise
+    return RunningServer(f"http://{host}:{sock.getsockname()[1]}", server, task, sock)
+
+
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings, port: int | None = None) -> AsyncIterator[Gateway]:
     port = port or int(settings.public_base_url.rsplit(":", 1)[1].split("/")[0])
     app = create_app(settings)
-    server = await start_server(app, "127.0.0.1", port)
+    server = await start_gateway_server(app, "127.0.0.1", port)
     try:
         yield Gateway(server.base_url, app.state.runtime, server)
     finally:
