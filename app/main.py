@@ -20,6 +20,7 @@ from app.db.migrate import upgrade_to_head
 from app.delivery import repository as delivery_repo
 from app.delivery.router import router as delivery_router
 from app.errors import install_error_handlers
+from app.guard import InputGuard
 from app.inbound.router import router as inbound_router
 from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
@@ -158,7 +159,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # `/v1/jobs/` is not `/v1/jobs`: a 404, not a redirect to an absolute http:// URL.
+        redirect_slashes=False,
     )
+    app.add_middleware(InputGuard)
     install_error_handlers(app)
     app.add_exception_handler(MediaError, media_error_handler)
     app.include_router(jobs_router)

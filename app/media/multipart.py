@@ -14,6 +14,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.errors import Unprocessable
+from app.validation import storable_text
 
 
 class BadMultipart(Unprocessable):
@@ -57,12 +58,12 @@ def _callbacks(state: _State) -> dict[str, object]:
 
     def on_headers_finished() -> None:
         _, params = parse_options_header(state.headers.get("content-disposition", ""))
-        name = params.get(b"name", b"").decode()
+        name = params.get(b"name", b"").decode(errors="replace")
         state.in_file = name == state.field_name and not state.seen_file
         if state.in_file:
             state.seen_file = True
             raw = params.get(b"filename")
-            state.filename = raw.decode(errors="replace") if raw else None
+            state.filename = storable_text(raw.decode(errors="replace")) if raw else None
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state.in_file:
