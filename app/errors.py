@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -34,6 +35,10 @@ class NotFound(DomainError):
 
 class Unauthorized(DomainError):
     status_code, code, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, code=code, **extra)
+        self.headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: every 401 names its scheme
 
 
 class Forbidden(DomainError):
@@ -116,9 +121,18 @@ async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _error(error: dict[str, Any]) -> dict[str, Any]:
+    if error.get("type") == "json_invalid":  # its loc is ("body", <char offset>)
+        position = [part for part in error.get("loc", ()) if part != "body"]
+        reason = (error.get("ctx") or {}).get("error", "malformed")
+        where = f" at character {position[0]}" if position else ""
+        return {"loc": ["body"], "msg": f"the body is not valid JSON: {reason}{where}"}
+    return {"loc": _loc(error), "msg": error.get("msg", "")}
+
+
 async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
-    errors = [{"loc": _loc(e), "msg": e.get("msg", "")} for e in exc.errors()]
+    errors = [_error(e) for e in exc.errors()]
     # A rule of ours names itself (e.g. `prompt_too_long`); pydantic's own are generic.
     ours = [e["type"] for e in exc.errors() if str(e.get("type", "")).startswith("mgw_")]
     code = ours[0].removeprefix("mgw_") if ours else "validation_error"
@@ -126,13 +140,31 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "Validation failed", detail, code, errors=errors)
 
 
-async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path: the router's 405 names only the
+    methods of the first route that matched the path, not of all of them."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
-    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        401: "unauthorized",
+        413: "content_too_large",
+    }.get(exc.status_code, "http_error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
     return problem_response(
-        exc.status_code, str(exc.detail), str(exc.detail), code, headers=dict(exc.headers or {})
+        exc.status_code, str(exc.detail), str(exc.detail), code, headers=headers
     )
 
 
@@ -169,6 +201,21 @@ PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
 }
 
 
+_STATUS_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The scheme to authenticate with: `Bearer`",
+            "schema": {"type": "string"},
+        }
+    },
+}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations for a route's error responses."""
-    return dict.fromkeys(statuses, PROBLEM_RESPONSE_SCHEMA)
+    return {
+        status: {**PROBLEM_RESPONSE_SCHEMA, "headers": _STATUS_HEADERS[status]}
+        if status in _STATUS_HEADERS
+        else PROBLEM_RESPONSE_SCHEMA
+        for status in statuses
+    }

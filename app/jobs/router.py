@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import AfterValidator
 
 from app.auth.dependencies import CurrentPrincipal
 from app.db.session import DbSession
@@ -15,6 +16,7 @@ from app.jobs.state import JobStatus
 from app.jobs.views import to_out
 from app.media.router import get_media_context
 from app.runtime import RuntimeDep
+from app.validation import cursor_check
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(401, 422))
 
@@ -52,7 +54,7 @@ async def list_jobs(
     principal: CurrentPrincipal,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=64), AfterValidator(cursor_check("job"))] = None,
 ) -> JobList:
     """List the caller's jobs, newest first."""
     return await service.list_jobs(session, principal, status=status_, limit=limit, cursor=cursor)
