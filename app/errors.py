@@ -111,7 +111,8 @@ def problem_response(
 
 
 def _loc(error: dict[str, Any]) -> list[str | int]:
-    return [part for part in error.get("loc", ()) if part != "body"] or ["body"]
+    # In full, like every other 422: ["body", "prompt"], ["query", "cursor"], ["body"].
+    return list(error.get("loc", ())) or ["body"]
 
 
 async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -123,7 +124,7 @@ async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
 
 def _error(error: dict[str, Any]) -> dict[str, Any]:
     if error.get("type") == "json_invalid":  # its loc is ("body", <char offset>)
-        position = [part for part in error.get("loc", ()) if part != "body"]
+        position = list(error.get("loc", ()))[1:]
         reason = (error.get("ctx") or {}).get("error", "malformed")
         where = f" at character {position[0]}" if position else ""
         return {"loc": ["body"], "msg": f"the body is not valid JSON: {reason}{where}"}
@@ -140,14 +141,19 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "Validation failed", detail, code, errors=errors)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method some route answers at this path: the router's 405 names only the
     methods of the first route that matched the path, not of all of them."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    routes = [r for r in request.app.router.routes if isinstance(r, BaseRoute)]
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:

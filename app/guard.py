@@ -4,8 +4,9 @@ A pure ASGI middleware, so it runs before authentication, the database or the bo
 touched:
 
 - a body over `max_body_bytes` → 413, refused on its `Content-Length` before a byte is
-  read, or as soon as the streamed bytes pass the limit (routes in `streamed_paths`, i.e.
-  uploads, enforce their own larger limit while streaming);
+  read, or once the streamed bytes pass the limit (the rest of a streamed body is
+  dropped, within bounds, so that the client hears the answer); routes in
+  `streamed_paths`, i.e. uploads, enforce their own larger limit while streaming;
 - a path PostgreSQL could not store (NUL…) → 404: no object can have such an id;
 - a query value it could not store → 422 naming `["query", name]`;
 - a JSON body that is not strict JSON (RFC 8259: no NaN or Infinity), or that holds an
@@ -27,6 +28,7 @@ from app.errors import problem_response
 from app.validation import InvalidJson, Problem, json_problems, parse_json, text_problem
 
 MAX_BODY_BYTES = 1 << 20
+DRAIN_FACTOR = 4
 STREAMED_PATHS = ("/v1/uploads",)
 
 
@@ -69,7 +71,7 @@ class InputGuard:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+                await self._too_large(scope, receive, send, await self._drain(receive, more))
                 return
         if body and _is_json(headers.get("content-type")):
             try:
@@ -81,14 +83,29 @@ class InputGuard:
                 return
         await self.app(scope, _replay(bytes(body), receive), send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _drain(self, receive: Receive, more: bool) -> bool:
+        """Read and drop the rest of a streamed body, up to `DRAIN_FACTOR` times the limit,
+        so that a client still sending it gets the 413 instead of a reset connection.
+        True when the body ended (the connection can then be reused)."""
+        dropped = 0
+        while more and dropped <= DRAIN_FACTOR * self.max_body_bytes:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return False
+            dropped += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        return not more
+
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, drained: bool = False
+    ) -> None:
         response = problem_response(
             413,
             "Content too large",
             f"the request body is over {self.max_body_bytes} bytes",
             "content_too_large",
-            # The rest of the body is not read: the connection cannot be reused.
-            headers={"Connection": "close"},
+            # Unless drained, the rest of the body is not read: the connection is done.
+            headers=None if drained else {"Connection": "close"},
             limit=self.max_body_bytes,
         )
         await response(scope, receive, send)

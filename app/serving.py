@@ -8,6 +8,7 @@ problem+json and its connection closed, before the application sees anything.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -18,6 +19,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from app.errors import PROBLEM_JSON, problem
 
 MAX_HEADER_BYTES = 64 * 1024
+LINGER_S = 2.0
+"""After the 431, how long the rest of the request is read and dropped. Closing at once
+with unread bytes would make the kernel reset the connection, and a client still
+sending would lose the answer."""
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +48,39 @@ def head_too_large(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
+def answer_and_linger(transport: asyncio.Transport, answer: bytes | None) -> None:
+    """Send `answer`, half-close, drop what still arrives for LINGER_S, then close."""
+    if answer is not None:
+        transport.write(answer)
+    if not transport.can_write_eof():  # TLS
+        transport.close()
+        return
+    transport.write_eof()
+    asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+
+
 class LimitedH11Protocol(H11Protocol):
     """h11 raises a protocol error past `h11_max_incomplete_event_size`; answer it 431."""
+
+    _refused = False
 
     def send_400_response(self, msg: str) -> None:
         if len(self.conn.trailing_data[0]) <= MAX_HEADER_BYTES:
             super().send_400_response(msg)
             return
+        self._refused = True
         log.warning("request head over %d bytes: 431", MAX_HEADER_BYTES)
-        self.transport.write(head_too_large(self.server_state.default_headers))
-        self.transport.close()
+        answer_and_linger(self.transport, head_too_large(self.server_state.default_headers))
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
+    def eof_received(self) -> None:
+        if self._refused:
+            self.transport.close()
+        else:
+            super().eof_received()
 
 
 try:
@@ -86,19 +114,24 @@ else:
             if self._head_bytes > MAX_HEADER_BYTES:
                 self._refuse()
 
+        def eof_received(self) -> None:
+            if self._refused:
+                self.transport.close()
+            else:
+                super().eof_received()
+
         def _refuse(self) -> None:
             self._refused = True
             log.warning("request head over %d bytes: 431", MAX_HEADER_BYTES)
             answering = self.cycle is not None and not self.cycle.response_complete
-            if not answering:  # mid-way through a pipelined response there is no room for one
-                self.transport.write(head_too_large(self.server_state.default_headers))
-            self.transport.close()
+            # Mid-way through a pipelined response there is no room for another one.
+            answer = None if answering else head_too_large(self.server_state.default_headers)
+            answer_and_linger(self.transport, answer)
 
     HTTP_PROTOCOL = LimitedHttpToolsProtocol
 
 
 def server_config(app: Any, **options: Any) -> uvicorn.Config:
     """uvicorn's Config with the head limit, for `motion-gateway serve` and the tests."""
-    return uvicorn.Config(
-        app, http=HTTP_PROTOCOL, h11_max_incomplete_event_size=MAX_HEADER_BYTES, **options
-    )
+    options.setdefault("http", HTTP_PROTOCOL)
+    return uvicorn.Config(app, h11_max_incomplete_event_size=MAX_HEADER_BYTES, **options)

@@ -122,9 +122,11 @@ def parse_dialable(value: str) -> httpx.URL:
     if any(ch <= " " or ch in "\\\x7f" for ch in value):
         raise UnsafeUrlCharacters("must not contain whitespace, control or backslash characters")
     try:
-        return httpx.URL(value)
+        url = httpx.URL(value)
+        url.host  # noqa: B018 - decoded lazily: "xn--" raises here, and would when dialled
     except (httpx.InvalidURL, ValueError) as exc:  # IDNA errors are ValueErrors, not InvalidURL
         raise ValueError(f"is not a valid URL ({exc})") from None
+    return url
 
 
 def http_url_problem(value: str) -> str | None:
