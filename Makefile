@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit openapi bench soak clean install
+.PHONY: run test lint typecheck unit openapi bench soak fuzz clean install
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+
+FUZZ_SECONDS ?= 180
+fuzz: $(STAMP)  ## schemathesis, every check, against a live gateway + simulator (FUZZ_SECONDS, FUZZ_SEED)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m bench.fuzz
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -225,3 +226,27 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         else PROBLEM_RESPONSE_SCHEMA
         for status in statuses
     }
+
+
+def document_problem_validation_errors(app: FastAPI) -> None:
+    """Every 422 leaves as problem+json, but FastAPI documents its own default 422 (a JSON
+    `HTTPValidationError`) on each route that does not declare one: the schema would lie
+    about the answer, so the served schema says problem+json there too."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = default()
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+                if "application/json" in responses.get("422", {}).get("content", {}):
+                    responses["422"] = copy.deepcopy(PROBLEM_RESPONSE_SCHEMA)
+        schemas = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            if f"#/components/schemas/{name}" not in repr(schema.get("paths")):
+                schemas.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

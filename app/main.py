@@ -19,7 +19,7 @@ from app.db.engine import asyncpg_dsn, make_engine, make_session_factory, resolv
 from app.db.migrate import upgrade_to_head
 from app.delivery import repository as delivery_repo
 from app.delivery.router import router as delivery_router
-from app.errors import install_error_handlers
+from app.errors import document_problem_validation_errors, install_error_handlers
 from app.guard import InputGuard
 from app.inbound.router import router as inbound_router
 from app.inbound.selfcheck import check_callback_mode
@@ -173,4 +173,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(billing_router)
     app.include_router(admin_router)
     app.include_router(ops_router)
+    document_problem_validation_errors(app)
     return app

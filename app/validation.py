@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from pydantic_core import PydanticCustomError
 
-from app.ids import is_id
+from app.ids import id_pattern, is_id
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})
@@ -142,6 +142,16 @@ def http_url_problem(value: str) -> str | None:
     if url.port is not None and not 1 <= url.port <= 65535:
         return f"has a port out of range ({url.port})"
     return None
+
+
+def cursor_query(prefix: str) -> dict[str, Any]:
+    """`Query(**cursor_query(p))`: what the schema says a cursor looks like (documented,
+    not enforced by the pattern: `cursor_check` enforces it with its own code)."""
+    return {
+        "max_length": 64,
+        "description": f"`next_cursor` of the previous page: a `{prefix}_…` id",
+        "json_schema_extra": {"pattern": id_pattern(prefix)},
+    }
 
 
 def cursor_check(prefix: str) -> Callable[[str | None], str | None]:

@@ -16,7 +16,7 @@ from app.jobs.state import JobStatus
 from app.jobs.views import to_out
 from app.media.router import get_media_context
 from app.runtime import RuntimeDep
-from app.validation import cursor_check
+from app.validation import cursor_check, cursor_query
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(401, 422))
 
@@ -54,7 +54,9 @@ async def list_jobs(
     principal: CurrentPrincipal,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=64), AfterValidator(cursor_check("job"))] = None,
+    cursor: Annotated[
+        str | None, Query(**cursor_query("job")), AfterValidator(cursor_check("job"))
+    ] = None,
 ) -> JobList:
     """List the caller's jobs, newest first."""
     return await service.list_jobs(session, principal, status=status_, limit=limit, cursor=cursor)

@@ -52,7 +52,10 @@ def _callbacks(state: _State) -> dict[str, object]:
         state.header_value += data[start:end]
 
     def on_header_end() -> None:
-        state.headers[state.header_field.decode("latin-1").lower()] = state.header_value.decode()
+        # latin-1 both ways: any bytes decode, and parse_options_header encodes them back
+        # losslessly (a UTF-8 filename included); decoding as UTF-8 failed on either side.
+        field, value = state.header_field.decode("latin-1"), state.header_value.decode("latin-1")
+        state.headers[field.lower()] = value
         state.header_field.clear()
         state.header_value.clear()
 
