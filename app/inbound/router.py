@@ -26,7 +26,7 @@ async def upstream_callback(
     token: Annotated[str, Query(max_length=128)],
 ) -> Response:
     """Receive a provider's task callback; safe to receive any number of times, in any order.
-    Bodies over 1 MiB are refused (413) before they are read, by `app.guard`."""
+    Bodies over 1 MiB are refused (413) before they are read."""
     body = await request.body()
     await service.receive(session, rt, provider=provider, job_id=job_id, token=token, body=body)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
