@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit openapi bench soak outage-soak clean install
+.PHONY: run test lint typecheck unit openapi bench soak outage-soak fuzz clean install
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ soak: $(STAMP)
 
 outage-soak: $(STAMP)  ## the database-outage test with a 20 s outage (`make test` uses 6 s)
 	MGW_TEST_OUTAGE_S=20 $(BIN)/pytest -q -s tests/e2e/test_database_outage.py
+
+FUZZ_SECONDS ?= 180
+fuzz: $(STAMP)  ## schemathesis, every check, against a live gateway + simulator (FUZZ_SECONDS, FUZZ_SEED)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m bench.fuzz
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -36,7 +36,9 @@ Press Ctrl-C to stop.
 
 
 def _server(app: Any, host: str, port: int, *, factory: bool = False) -> uvicorn.Server:
-    config = uvicorn.Config(
+    from app.serving import server_config  # request heads capped at 64 KiB → 431
+
+    config = server_config(
         app, host=host, port=port, factory=factory, log_config=None, lifespan="on"
     )
     return uvicorn.Server(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
@@ -13,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match
 
 from app.unavailable import describe, is_database_unavailable
 
@@ -44,6 +45,10 @@ class NotFound(DomainError):
 
 class Unauthorized(DomainError):
     status_code, code, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, code=code, **extra)
+        self.headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: every 401 names its scheme
 
 
 class Forbidden(DomainError):
@@ -124,7 +129,8 @@ def problem_response(
 
 
 def _loc(error: dict[str, Any]) -> list[str | int]:
-    return [part for part in error.get("loc", ()) if part != "body"] or ["body"]
+    # In full, like every other 422: ["body", "prompt"], ["query", "cursor"], ["body"].
+    return list(error.get("loc", ())) or ["body"]
 
 
 async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -134,9 +140,18 @@ async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _error(error: dict[str, Any]) -> dict[str, Any]:
+    if error.get("type") == "json_invalid":  # its loc is ("body", <char offset>)
+        position = list(error.get("loc", ()))[1:]
+        reason = (error.get("ctx") or {}).get("error", "malformed")
+        where = f" at character {position[0]}" if position else ""
+        return {"loc": ["body"], "msg": f"the body is not valid JSON: {reason}{where}"}
+    return {"loc": _loc(error), "msg": error.get("msg", "")}
+
+
 async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
-    errors = [{"loc": _loc(e), "msg": e.get("msg", "")} for e in exc.errors()]
+    errors = [_error(e) for e in exc.errors()]
     # A rule of ours names itself (e.g. `prompt_too_long`); pydantic's own are generic.
     ours = [e["type"] for e in exc.errors() if str(e.get("type", "")).startswith("mgw_")]
     code = ours[0].removeprefix("mgw_") if ours else "validation_error"
@@ -144,13 +159,36 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "Validation failed", detail, code, errors=errors)
 
 
-async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path: the router's 405 names only the
+    methods of the first route that matched the path, not of all of them."""
+    routes = [r for r in request.app.router.routes if isinstance(r, BaseRoute)]
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
-    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        401: "unauthorized",
+        413: "content_too_large",
+    }.get(exc.status_code, "http_error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
     return problem_response(
-        exc.status_code, str(exc.detail), str(exc.detail), code, headers=dict(exc.headers or {})
+        exc.status_code, str(exc.detail), str(exc.detail), code, headers=headers
     )
 
 
@@ -215,9 +253,24 @@ PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
 }
 
 
+_STATUS_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The scheme to authenticate with: `Bearer`",
+            "schema": {"type": "string"},
+        }
+    },
+}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations for a route's error responses."""
-    return dict.fromkeys(statuses, PROBLEM_RESPONSE_SCHEMA)
+    return {
+        status: {**PROBLEM_RESPONSE_SCHEMA, "headers": _STATUS_HEADERS[status]}
+        if status in _STATUS_HEADERS
+        else PROBLEM_RESPONSE_SCHEMA
+        for status in statuses
+    }
 
 
 def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
@@ -238,3 +291,27 @@ def declare_server_errors(app: FastAPI, *, database_dependency: Callable[..., An
         route.responses.setdefault(500, PROBLEM_RESPONSE_SCHEMA)
         if _depends_on(route.dependant, database_dependency):
             route.responses.setdefault(503, PROBLEM_RESPONSE_SCHEMA)
+
+
+def document_problem_validation_errors(app: FastAPI) -> None:
+    """Every 422 leaves as problem+json, but FastAPI documents its own default 422 (a JSON
+    `HTTPValidationError`) on each route that does not declare one: the schema would lie
+    about the answer, so the served schema says problem+json there too."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = default()
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+                if "application/json" in responses.get("422", {}).get("content", {}):
+                    responses["422"] = copy.deepcopy(PROBLEM_RESPONSE_SCHEMA)
+        schemas = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            if f"#/components/schemas/{name}" not in repr(schema.get("paths")):
+                schemas.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -36,6 +36,11 @@ def is_id(value: str, prefix: str) -> bool:
     return head == prefix and sep == "_" and _BODY.fullmatch(body) is not None
 
 
+def id_pattern(prefix: str) -> str:
+    """A JSON Schema pattern for the ids of `prefix`, for documentation."""
+    return f"^{re.escape(prefix)}_{_BODY.pattern}$"
+
+
 def placeholder_id(prefix: str) -> str:
     """A well-formed id that no row has (the earliest possible one)."""
     return f"{prefix}_{_ALPHABET[0] * (_TIME_CHARS + _RANDOM_CHARS)}"

@@ -24,7 +24,12 @@ from app.db.migrate import upgrade_to_head
 from app.db.session import get_session
 from app.delivery import repository as delivery_repo
 from app.delivery.router import router as delivery_router
-from app.errors import declare_server_errors, install_error_handlers
+from app.errors import (
+    declare_server_errors,
+    document_problem_validation_errors,
+    install_error_handlers,
+)
+from app.guard import InputGuard
 from app.inbound.router import router as inbound_router
 from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
@@ -157,7 +162,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # `/v1/jobs/` is not `/v1/jobs`: a 404, not a redirect to an absolute http:// URL.
+        redirect_slashes=False,
     )
+    app.add_middleware(InputGuard)
     install_error_handlers(app)
     app.include_router(jobs_router)
     app.include_router(delivery_router)
@@ -167,6 +175,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(billing_router)
     app.include_router(admin_router)
     app.include_router(ops_router)
+    # Added last, so outermost: the guard's own 413/404/422 carry the request id too.
     app.add_middleware(RequestIdMiddleware)
     declare_server_errors(app, database_dependency=get_session)
+    document_problem_validation_errors(app)
     return app

@@ -41,8 +41,9 @@ async def vet_endpoint_url(rt: Runtime, url: str) -> None:
     try:
         target = await resolve_and_vet(url, rt.url_policy)
     except UrlRejected as exc:
+        log.info("webhook endpoint url %r refused: %s", url, exc)  # the specifics: log only
         raise EndpointUrlRejected(
-            f"url refused: {exc.reason}", loc=["body", "url"], reason_code=exc.code
+            f"url refused: {exc.public_reason}", loc=["body", "url"], reason_code=exc.code
         ) from exc
     if any(ip.is_loopback for ip in target.addresses):
         log.warning("webhook endpoint %s points at loopback (allowed only in dev/test)", url)

@@ -11,8 +11,6 @@ from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["upstream"])
 
-MAX_CALLBACK_BYTES = 1_000_000
-
 
 @router.post(
     "/v1/upstream/{provider}/callbacks/{job_id}",
@@ -27,9 +25,8 @@ async def upstream_callback(
     rt: RuntimeDep,
     token: Annotated[str, Query(max_length=128)],
 ) -> Response:
-    """Receive a provider's task callback; safe to receive any number of times, in any order."""
+    """Receive a provider's task callback; safe to receive any number of times, in any order.
+    Bodies over 1 MiB are refused (413) before they are read."""
     body = await request.body()
-    if len(body) > MAX_CALLBACK_BYTES:
-        return Response(status_code=status.HTTP_413_CONTENT_TOO_LARGE)
     await service.receive(session, rt, provider=provider, job_id=job_id, token=token, body=body)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,7 +14,9 @@ def callback_token(secret: bytes, provider: str, job_id: str) -> str:
 
 
 def token_is_valid(secret: bytes, provider: str, job_id: str, token: str) -> bool:
-    return hmac.compare_digest(callback_token(secret, provider, job_id), token)
+    # Bytes, not str: compare_digest refuses non-ASCII str, and the token is anyone's input.
+    expected = callback_token(secret, provider, job_id).encode()
+    return hmac.compare_digest(expected, token.encode("utf-8", errors="surrogateescape"))
 
 
 def callback_url(public_base_url: str, secret: bytes, provider: str, job_id: str) -> str:

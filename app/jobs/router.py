@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import AfterValidator
 
 from app.auth.dependencies import CurrentPrincipal
 from app.db.session import DbSession
@@ -14,6 +15,7 @@ from app.jobs.schemas import JobCreate, JobEventList, JobList, JobOut
 from app.jobs.state import JobStatus
 from app.jobs.views import to_out
 from app.runtime import RuntimeDep
+from app.validation import cursor_check, cursor_query
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(401, 422))
 
@@ -49,7 +51,9 @@ async def list_jobs(
     principal: CurrentPrincipal,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[
+        str | None, Query(**cursor_query("job")), AfterValidator(cursor_check("job"))
+    ] = None,
 ) -> JobList:
     """List the caller's jobs, newest first."""
     return await service.list_jobs(session, principal, status=status_, limit=limit, cursor=cursor)

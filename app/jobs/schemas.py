@@ -6,21 +6,24 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from app.jobs.state import JobStatus
 from app.money import Money
+from app.validation import http_url_problem
 
 MODEL_ID = "kling-v3-motion-control"
 MAX_PROMPT_CHARS = 2500
 MAX_CALLBACK_URL_CHARS = 2048
 MAX_METADATA_BYTES = 4096
-
-
-def _is_http_url(value: str) -> bool:
-    lowered = value.strip().lower()
-    return lowered.startswith(("http://", "https://")) and len(lowered) > len("https://")
 
 
 class Element(BaseModel):
@@ -75,6 +78,19 @@ class JobCreate(BaseModel):
     callback_url: str | None = None
     metadata: dict[str, Any] | None = None
 
+    @field_validator("image_url", "image_urls", "video_url", "video_urls")
+    @classmethod
+    def _dialable(cls, value: str | list[str] | None, info: ValidationInfo) -> object:
+        kind = (info.field_name or "").split("_")[0]
+        for url in [value] if isinstance(value, str) else value or []:
+            if (reason := http_url_problem(url)) is not None:
+                raise PydanticCustomError(
+                    f"mgw_invalid_{kind}_url",
+                    "{kind} URL {reason}",
+                    {"kind": kind, "reason": reason},
+                )
+        return value
+
     @field_validator("prompt")
     @classmethod
     def _prompt_length(cls, value: str | None) -> str | None:
@@ -93,8 +109,10 @@ class JobCreate(BaseModel):
             raise PydanticCustomError(
                 "mgw_callback_url_too_long", "callback_url must be at most 2048 characters"
             )
-        if not _is_http_url(value):
-            raise PydanticCustomError("mgw_callback_url_invalid", "callback_url must be an URL")
+        if (reason := http_url_problem(value)) is not None:
+            raise PydanticCustomError(
+                "mgw_callback_url_invalid", "callback_url {reason}", {"reason": reason}
+            )
         return value
 
     @field_validator("metadata")
@@ -116,11 +134,6 @@ class JobCreate(BaseModel):
                     "give exactly one {kind}: {kind}_url, {kind}_urls or {kind}_upload_id "
                     "({count} given)",
                     {"kind": kind, "count": len(sources)},
-                )
-            source = sources[0]
-            if source[0] == "url" and not _is_http_url(source[1]):
-                raise PydanticCustomError(
-                    f"mgw_invalid_{kind}_url", "{kind} URL must be http(s)", {"kind": kind}
                 )
         return self
 

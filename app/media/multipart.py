@@ -14,6 +14,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.errors import Unprocessable
+from app.validation import storable_text
 
 
 class BadMultipart(Unprocessable):
@@ -51,18 +52,21 @@ def _callbacks(state: _State) -> dict[str, object]:
         state.header_value += data[start:end]
 
     def on_header_end() -> None:
-        state.headers[state.header_field.decode("latin-1").lower()] = state.header_value.decode()
+        # latin-1 both ways: any bytes decode, and parse_options_header encodes them back
+        # losslessly (a UTF-8 filename included); decoding as UTF-8 failed on either side.
+        field, value = state.header_field.decode("latin-1"), state.header_value.decode("latin-1")
+        state.headers[field.lower()] = value
         state.header_field.clear()
         state.header_value.clear()
 
     def on_headers_finished() -> None:
         _, params = parse_options_header(state.headers.get("content-disposition", ""))
-        name = params.get(b"name", b"").decode()
+        name = params.get(b"name", b"").decode(errors="replace")
         state.in_file = name == state.field_name and not state.seen_file
         if state.in_file:
             state.seen_file = True
             raw = params.get(b"filename")
-            state.filename = raw.decode(errors="replace") if raw else None
+            state.filename = storable_text(raw.decode(errors="replace")) if raw else None
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state.in_file:

@@ -97,12 +97,14 @@ async def probe_url(
             info: ImageInfo | VideoInfo = await (
                 aprobe_image(folder / kind) if kind == "image" else aprobe_video(folder / kind)
             )
-    except (httpx.HTTPError, UrlRejected, MediaUnreachable, TimeoutError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UrlRejected, MediaUnreachable, TimeoutError) as exc:
+        # How the fetch failed (refused, resolved to, TLS, timed out) stays in the log: told
+        # to the client it would make the gateway a scanner of what it can reach.
+        log.info("%s URL %r not probed (%r)", kind, url, exc)
         if mode == "strict":
             raise MediaUnreachable(
-                f"could not fetch the {kind} to check it: {exc!r}", loc=["body", f"{kind}_url"]
+                f"could not fetch the {kind} to check it", loc=["body", f"{kind}_url"]
             ) from exc
-        log.info("%s URL not probed (%r); the provider will judge it", kind, exc)
         return None
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)

@@ -23,6 +23,7 @@ from app.net.addresses import (
     parse_ipv4_host,
 )
 from app.net.errors import UrlRejected
+from app.validation import UnsafeUrlCharacters, parse_dialable
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = re.compile(r"[a-z0-9_-]{1,63}")
@@ -163,14 +164,13 @@ def _parse(url: str, policy: UrlPolicy) -> httpx.URL:
         raise UrlRejected("url_invalid", "the URL is empty")
     if len(url) > policy.max_url_length:
         raise UrlRejected("url_too_long", f"URL is longer than {policy.max_url_length} characters")
-    # Whitespace, controls and backslashes are where URL parsers disagree with each other.
-    if any(ch <= " " or ch in "\\\x7f" for ch in url):
-        raise UrlRejected("url_invalid", "URL contains whitespace, control or backslash characters")
     try:
-        return httpx.URL(url)
-    except httpx.InvalidURL as exc:
+        return parse_dialable(url)
+    except UnsafeUrlCharacters as exc:
+        raise UrlRejected("url_invalid", f"URL {exc}") from None
+    except ValueError as exc:
         _refuse_hostile_ipv4(url)
-        raise UrlRejected("url_invalid", f"not a valid URL: {exc}") from None
+        raise UrlRejected("url_invalid", f"URL {exc}") from None
 
 
 def _refuse_hostile_ipv4(url: str) -> None:

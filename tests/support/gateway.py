@@ -16,6 +16,7 @@ from app.auth.service import IssuedKey, create_client_with_key
 from app.db.engine import transaction
 from app.main import create_app
 from app.runtime import Runtime
+from app.serving import server_config
 from app.settings import Environment, ProviderConfig, Settings
 from tests.support.servers import RunningServer, start_server
 
@@ -90,7 +91,10 @@ class Gateway:
 async def running_gateway(settings: Settings, port: int | None = None) -> AsyncIterator[Gateway]:
     port = port or int(settings.public_base_url.rsplit(":", 1)[1].split("/")[0])
     app = create_app(settings)
-    server = await start_server(app, "127.0.0.1", port)
+    # Served as `motion-gateway serve` serves it: `server_config` carries the head limit.
+    server = await start_server(
+        app, "127.0.0.1", port, graceful_shutdown_s=1, make_config=server_config
+    )
     try:
         yield Gateway(server.base_url, app.state.runtime, server)
     finally:

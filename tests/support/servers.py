@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
@@ -93,17 +94,21 @@ async def start_server(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     graceful_shutdown_s: int = _GRACEFUL_SHUTDOWN_S,
+    make_config: Callable[..., uvicorn.Config] = uvicorn.Config,
 ) -> RunningServer:
     """Serve `app` on host:port (0 = any free port) and return once it accepts.
 
-    On stop, open connections get `graceful_shutdown_s` to finish. The bound matters
+    `make_config` builds uvicorn's Config (the gateway passes its own, with the head
+    limit). On stop, open connections get `graceful_shutdown_s` to finish. The bound matters
     for TLS: an idle keep-alive connection whose client is still open never answers
     close_notify, and would otherwise hold the stop (and the app's lifespan shutdown).
     """
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
+    config = make_config(
         app,
+        # None: keep the process's own logging (one formatter, redaction) in place.
+        log_config=None,
         log_level="warning",
         access_log=False,
         lifespan="on",

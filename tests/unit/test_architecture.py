@@ -32,8 +32,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "settings",
         "logging",
         "backoff",
-        "request_id",
         "unavailable",
+        "validation",
         "__init__",
     ),
     ("db", "net", "storage"),
@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("inbound",),
     ("ops",),
     ("runtime",),
-    ("http",),
+    ("http", "guard", "request_id", "serving"),  # routers, dependencies, middleware
     ("workers",),
     ("main", "cli", "openapi"),
 )
