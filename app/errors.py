@@ -285,11 +285,13 @@ def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
             yield from _api_routes(included.routes)  # an include_router() branch
 
 
-def declare_server_errors(app: FastAPI, *, database_dependency: Callable[..., Any]) -> None:
+def declare_server_errors(
+    app: FastAPI, *, database_dependencies: tuple[Callable[..., Any], ...]
+) -> None:
     """Declare 500 on every route, and 503 on those that need the database."""
     for route in _api_routes(app.router.routes):
         route.responses.setdefault(500, PROBLEM_RESPONSE_SCHEMA)
-        if _depends_on(route.dependant, database_dependency):
+        if any(_depends_on(route.dependant, dep) for dep in database_dependencies):
             route.responses.setdefault(503, PROBLEM_RESPONSE_SCHEMA)
 
 

@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from app import __version__
+from app.auth.dependencies import current_principal
 from app.billing.router import router as billing_router
 from app.db.engine import (
     asyncpg_dsn,
@@ -177,6 +178,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     # Added last, so outermost: the guard's own 413/404/422 carry the request id too.
     app.add_middleware(RequestIdMiddleware)
-    declare_server_errors(app, database_dependency=get_session)
+    declare_server_errors(app, database_dependencies=(get_session, current_principal))
     document_problem_validation_errors(app)
     return app

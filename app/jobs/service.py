@@ -15,6 +15,7 @@ from app.auth.principal import Principal
 from app.billing import service as billing
 from app.billing.pricing import estimate_usd
 from app.clock import utcnow
+from app.db.engine import transaction
 from app.ids import is_id, new_id
 from app.jobs import repository as repo
 from app.jobs import transitions
@@ -162,10 +163,17 @@ async def create_job(
     body: JobCreate,
     key: str | None,
 ) -> tuple[Job, bool]:
-    """Returns (job, created). A repeated Idempotency-Key returns the first job."""
+    """Returns (job, created). A repeated Idempotency-Key returns the first job.
+
+    The replay check reads in a short transaction of its own, so that no connection is
+    held while the callback URL is resolved and media URLs are fetched: a slow media host
+    must cost its own create the probe budget, and every other request nothing.
+    """
     digest = request_hash(body)
-    if key is not None and (existing := await _replay(session, principal.client_id, key, digest)):
-        return existing, False
+    if key is not None:
+        async with transaction(rt.session_factory) as read:
+            if existing := await _replay(read, principal.client_id, key, digest):
+                return existing, False
     await _vet_callback_url(rt, body.callback_url)
     urls = await _media_urls(session, rt, rt.media, principal.client_id, body)
     job = _new_job(rt, principal, body, key, digest, urls)

@@ -106,6 +106,7 @@ async def test_database_outage_answers_503_fast_and_loses_nothing(
                 public_base_url=f"http://127.0.0.1:{port}",
                 log_json=log_json,
                 worker_lease_s=3.0,
+                webhook_timeout_s=2.0,  # a lease must outlive every call
                 submit_unknown_window_s=max(20.0, OUTAGE_S * 3),
             )
             async with running_gateway(settings) as gw:

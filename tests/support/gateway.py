@@ -67,6 +67,9 @@ def gateway_settings(database_url: str, simulator_url: str, **overrides: object)
         "webhook_circuit_open_max_s": 1.0,
         "log_level": "WARNING",
         "media_dir": Path(tempfile.gettempdir()) / "motion-gateway-test-media",
+        # The payloads' media URLs point at a documentation address no one can fetch;
+        # the tests of probing (tests/integration/test_media_urls.py) turn it on.
+        "media_url_probe": "off",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
