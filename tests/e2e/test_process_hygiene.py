@@ -9,13 +9,24 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from app.db.embedded import HANDLES_FILE
+from app.db.engine import asyncpg_dsn
+from tests.conftest import fast_simulator_config
 from tests.support.gateway import free_port, gateway_settings
 from tests.support.media import make_png
+from tests.support.payloads import job_body
 from tests.support.process import GatewayProcess, issue_key
+from tests.support.simulator import (
+    RunningSimulator,
+    admin_tasks,
+    install_faults,
+    running_simulator,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +145,54 @@ async def test_uploads_work_unprivileged_in_a_read_only_working_directory(
     stored = {p for p in fallback.rglob("*") if p.is_file()} - before
     assert len(stored) == 1, stored
     assert not any(read_only_cwd.iterdir())
+
+
+async def test_sigterm_during_a_paid_submit_lets_it_finish_and_record(database_url: str) -> None:
+    """A deploy must not turn an in-flight create into an unknown outcome: shutdown waits
+    for the provider's answer (grace ≥ the submit timeout), records it, then exits."""
+    async with running_simulator(fast_simulator_config(processing_time_s=30.0)) as sim:
+        port = free_port()
+        settings = gateway_settings(
+            database_url,
+            sim.base_url,
+            public_base_url=f"http://127.0.0.1:{port}",
+            provider_submit_timeout_s=8.0,
+        )
+        key = await issue_key(database_url, name="sigterm")
+        # The create is slow but answers: the task exists at once, its answer takes 3 s.
+        await install_faults(sim, {"create": {"timeout": True, "hang_s": 3.0, "count": 1}})
+        gateway = GatewayProcess(settings, port)
+        await gateway.start()
+        try:
+            headers = {"Authorization": f"Bearer {key.api_key}"}
+            async with httpx.AsyncClient(base_url=gateway.base_url, headers=headers) as http:
+                created = await http.post("/v1/jobs", json=job_body())
+            assert created.status_code == 202, created.text
+            await wait_until(lambda: _has_tasks(sim), timeout_s=20.0)  # the create is in flight
+            # In a thread: the simulator answering the held create runs on this loop.
+            code = await asyncio.to_thread(gateway.terminate, 60)
+        finally:
+            gateway.stop()
+        tasks = await admin_tasks(sim)
+
+    job = await _job_row(database_url, created.json()["id"])
+    assert code in (0, 143), gateway.output()[-2000:]
+    assert (job["status"], job["submit_unknown"]) == ("submitted", False), gateway.output()[-3000:]
+    assert job["provider_task_id"] == tasks[0]["id"]
+    assert len(tasks) == 1
+
+
+async def _has_tasks(sim: RunningSimulator) -> bool:
+    return bool(await admin_tasks(sim))
+
+
+async def _job_row(database_url: str, job_id: str) -> dict[str, object]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT status, submit_unknown, provider_task_id FROM jobs WHERE id = $1", job_id
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return dict(row)
