@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 _CHUNK = 65536
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int, port: int) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, port: int, *, unix_socket: str | None = None
+    ) -> None:
+        """Forward 127.0.0.1:`port` to host:port, or to `unix_socket` where one is given
+        (the embedded PostgreSQL `make test` uses listens on a socket only)."""
         self.target = (target_host, target_port)
+        self.unix_socket = unix_socket
         self.port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -26,14 +31,20 @@ class TcpProxy:
     @classmethod
     def for_url(cls, database_url: str, port: int) -> TcpProxy:
         parts = urlsplit(database_url)
+        socket_dir = parse_qs(parts.query).get("host", [""])[0]
+        if socket_dir.startswith("/"):
+            path = f"{socket_dir}/.s.PGSQL.{parts.port or 5432}"
+            return cls("", 0, port, unix_socket=path)
         return cls(parts.hostname or "127.0.0.1", parts.port or 5432, port)
 
     def url_through(self, database_url: str) -> str:
-        """`database_url`, but connecting through this proxy."""
+        """`database_url`, but connecting through this proxy (over TCP, whatever the
+        original used)."""
         parts = urlsplit(database_url)
         userinfo = parts.netloc.rpartition("@")[0]
         netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "host"])
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
 
     @property
     def running(self) -> bool:
@@ -61,7 +72,10 @@ class TcpProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            if self.unix_socket is not None:
+                up_reader, up_writer = await asyncio.open_unix_connection(self.unix_socket)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
             return
