@@ -151,7 +151,10 @@ async def test_database_outage_answers_503_fast_and_loses_nothing(
     for history in histories:
         assert_history_is_clean(history["data"])
     # One line per failure, never a traceback per failed step.
-    assert logged.count("Traceback") + logged.count('"frames"') <= 2, logged[-3000:]
+    # Earlier tests' servers, collected during this one, may log uvicorn's lifespan
+    # GeneratorExit: not this gateway's, and not about the outage.
+    noise = logged.count("GeneratorExit")
+    assert logged.count("Traceback") + logged.count('"frames"') - noise <= 2, logged[-3000:]
     assert "database unavailable" in logged
 
 
