@@ -6,6 +6,7 @@ server on loopback (moto), through a real gateway, simulator and subscriber over
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ import httpx
 import pytest
 
 from app.jobs.archival import archive_key
+from app.metrics import REGISTRY
+from app.simulator.media import render_result_mp4
 from app.workers.janitor import purge_expired_media
 from tests.conftest import Stack, StackFactory
 from tests.support.flows import create_job, wait_for_status
@@ -243,3 +246,52 @@ async def test_uploads_are_stored_served_and_expire_on_the_backend(
 def past_retention(job: dict[str, Any]) -> datetime:
     """A moment past both retentions (60 s), without waiting for it."""
     return datetime.fromisoformat(job["completed_at"]) + timedelta(seconds=120)
+
+
+async def test_a_video_shorter_than_reported_is_flagged(
+    make_stack: StackFactory, storage: dict[str, object], tmp_path: Path
+) -> None:
+    clip = tmp_path / "five-seconds.mp4"
+    clip.write_bytes(await asyncio.to_thread(render_result_mp4, 5.0))
+    sample = ("mgw_archive_duration_mismatches_total", {"provider": "simulator"})
+    before = REGISTRY.get_sample_value(*sample) or 0.0
+    async with (
+        running_result_host(clip) as host,
+        make_stack(sim={"public_base_url": host.base_url}, **storage, **FAST_ARCHIVE) as stack,
+    ):
+        key = await stack.gateway.new_client()
+        async with stack.gateway.http(key) as http:
+            job_id = await create_job(http, job_body(prompt="#sim:duration=8"))
+            job = await wait_for_status(http, job_id)
+    assert job["result"]["archive_status"] == "archived"
+    assert job["result"]["duration_s"] == 8.0
+    assert job["cost"]["billed_seconds"] == 8
+    assert job["result"]["duration_mismatch"] is True
+    assert (REGISTRY.get_sample_value(*sample) or 0.0) == before + 1
+
+
+async def test_presigned_links_serve_straight_from_s3(
+    make_stack: StackFactory, s3_server: S3Server
+) -> None:
+    storage = {
+        "storage_backend": "s3",
+        "s3_bucket": s3_server.create_bucket(),
+        "s3_endpoint_url": s3_server.endpoint_url,
+        "s3_region": REGION,
+        "s3_access_key_id": ACCESS_KEY,
+        "s3_secret_access_key": SECRET_KEY,
+        "s3_presigned_links": True,
+        "archive_retention_s": 3600.0,
+    }
+    async with make_stack(**storage, **FAST_ARCHIVE) as stack:
+        key = await stack.gateway.new_client()
+        async with stack.gateway.http(key) as http:
+            job = await wait_for_status(http, await create_job(http, job_body()))
+        expected = await upstream_video(stack)
+        async with httpx.AsyncClient() as anyone:
+            whole = await anyone.get(job["result"]["archived_url"])
+            part = await anyone.get(job["result"]["archived_url"], headers={"Range": "bytes=0-99"})
+    assert job["result"]["archived_url"].startswith(s3_server.endpoint_url + "/")
+    assert "X-Amz-Signature=" in job["result"]["archived_url"]
+    assert whole.content == expected
+    assert (part.status_code, part.content) == (206, expected[:100])
