@@ -306,7 +306,11 @@ def configure_logging(
 
 def held_secrets(settings: Settings) -> list[str | None]:
     """The secrets a process with these settings holds, for exact-value redaction."""
-    values: list[str | None] = [settings.secret_key, url_password(settings.database_url)]
+    values: list[str | None] = [
+        settings.secret_key,
+        url_password(settings.database_url),
+        settings.s3_secret_access_key,
+    ]
     for provider in settings.providers:
         values += [provider.api_key, provider.secret_key]
     return values

@@ -46,7 +46,7 @@ from app.providers.registry import build_registry
 from app.request_id import RequestIdMiddleware
 from app.runtime import Runtime
 from app.settings import Settings
-from app.workers import dispatcher, janitor, poller, submitter
+from app.workers import archiver, dispatcher, janitor, poller, submitter
 from app.workers.loop import Pool, run_loop
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,19 @@ async def build_runtime(settings: Settings) -> Runtime:
 
 def start_workers(rt: Runtime, stop: asyncio.Event) -> tuple[list[asyncio.Task[None]], list[Pool]]:
     """The LISTEN connection and one loop per worker, each with its pool of in-flight work."""
-    channels = [repo.CHANNEL_SUBMIT, repo.CHANNEL_POLL, delivery_repo.CHANNEL_DELIVER]
+    channels = [
+        repo.CHANNEL_SUBMIT,
+        repo.CHANNEL_POLL,
+        repo.CHANNEL_ARCHIVE,
+        delivery_repo.CHANNEL_DELIVER,
+    ]
     wakeups = Wakeups(asyncpg_dsn(rt.database_url), channels)
     wake = wakeups.events
     sweep_s, size = rt.settings.worker_sweep_interval_s, rt.settings.worker_concurrency
     submit_pool = Pool(size, wake[repo.CHANNEL_SUBMIT])
     poll_pool = Pool(size, wake[repo.CHANNEL_POLL])
     deliver_pool = Pool(rt.settings.dispatcher_concurrency, wake[delivery_repo.CHANNEL_DELIVER])
+    archive_pool = Pool(rt.settings.archive_concurrency, wake[repo.CHANNEL_ARCHIVE])
     loops = [
         wakeups.run(stop),
         run_loop(
@@ -129,9 +135,17 @@ def start_workers(rt: Runtime, stop: asyncio.Event) -> tuple[list[asyncio.Task[N
             stop,
             sweep_s,
         ),
+        run_loop(
+            "archiver",
+            partial(archiver.step, rt, archive_pool),
+            wake[repo.CHANNEL_ARCHIVE],
+            stop,
+            sweep_s,
+        ),
         run_loop("janitor", janitor.Janitor(rt).step, asyncio.Event(), stop, sweep_s),
     ]
-    return [asyncio.create_task(loop) for loop in loops], [submit_pool, poll_pool, deliver_pool]
+    pools = [submit_pool, poll_pool, deliver_pool, archive_pool]
+    return [asyncio.create_task(loop) for loop in loops], pools
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

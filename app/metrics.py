@@ -59,6 +59,28 @@ DELIVERY_BACKLOG_AGE = Gauge(
     registry=REGISTRY,
 )
 
+ARCHIVES = Counter(
+    "mgw_archives_total",
+    "Result archive attempts by outcome (archived, retried, failed, off)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ARCHIVED_BYTES = Counter(
+    "mgw_archived_bytes_total", "Bytes of results copied into storage", registry=REGISTRY
+)
+ARCHIVE_DURATION_MISMATCHES = Counter(
+    "mgw_archive_duration_mismatches_total",
+    "Archived results whose probed length differs from what the provider reported or billed",
+    ["provider"],
+    registry=REGISTRY,
+)
+MEDIA_PURGED = Counter(
+    "mgw_media_purged_total",
+    "Stored objects deleted by retention",
+    ["kind"],
+    registry=REGISTRY,
+)
+
 
 @contextmanager
 def upstream_call(provider: str, op: str) -> Iterator[None]:

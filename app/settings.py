@@ -20,6 +20,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ProviderKind = Literal["evolink", "kling"]
 BillingRounding = Literal["nearest", "ceil"]
 Role = Literal["api", "worker", "all"]
+StorageBackend = Literal["local", "s3"]
+
+# SigV4 presigned URLs live at most 7 days.
+MAX_PRESIGNED_S = 7 * 86400.0
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a placeholder refused in prod
 
@@ -158,6 +162,26 @@ class Settings(BaseSettings):
     media_url_probe: Literal["off", "best_effort", "strict"] = "best_effort"
     media_probe_timeout_s: float = 20.0
 
+    # Where uploads and archived results are stored: files under media_root, or S3.
+    storage_backend: StorageBackend = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = ""
+    s3_presigned_links: bool = False
+
+    archive_results: bool = True
+    archive_retention_s: float = Field(default=30 * 86400.0, gt=0)
+    archive_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    archive_concurrency: int = Field(default=4, ge=1)
+    # A claimed copy's lease; the copy itself is cut off before it runs out.
+    archive_lease_s: float = Field(default=900.0, gt=10)
+    archive_retry_base_s: float = Field(default=2.0, gt=0)
+    archive_retry_max_s: float = Field(default=300.0, gt=0)
+    archive_read_timeout_s: float = Field(default=30.0, gt=0)
+
     webhook_timeout_s: float = 10.0
     webhook_retry_schedule_s: list[float] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
@@ -198,6 +222,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MGW_SHUTDOWN_GRACE_S ({self.shutdown_grace_s:g}) must be at least the "
                 f"longest call timeout ({self.longest_call_s:g} s)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _storage_is_complete(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("MGW_S3_BUCKET is required with MGW_STORAGE_BACKEND=s3")
+        if self.s3_presigned_links and self.storage_backend != "s3":
+            raise ValueError("MGW_S3_PRESIGNED_LINKS needs MGW_STORAGE_BACKEND=s3")
+        if self.s3_presigned_links and self.archive_retention_s > MAX_PRESIGNED_S:
+            raise ValueError(
+                "MGW_ARCHIVE_RETENTION_S must be at most 604800 (7 days, the longest a "
+                "presigned S3 link lives) with MGW_S3_PRESIGNED_LINKS=true"
             )
         return self
 

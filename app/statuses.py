@@ -30,6 +30,15 @@ AT_PROVIDER: frozenset[JobStatus] = frozenset({JobStatus.submitted, JobStatus.pr
 AWAITING_SUBMIT: frozenset[JobStatus] = frozenset({JobStatus.queued, JobStatus.submitting})
 
 
+class ArchiveStatus(enum.StrEnum):
+    """Where a succeeded job's own copy of its result stands."""
+
+    pending = "pending"  # to be copied; the job.succeeded event waits for it
+    archived = "archived"
+    failed = "failed"  # definitively: archive_error says why
+    off = "off"  # archival is turned off (MGW_ARCHIVE_RESULTS=false)
+
+
 class DeliveryStatus(enum.StrEnum):
     pending = "pending"
     succeeded = "succeeded"

@@ -9,7 +9,7 @@ from app.delivery import outbox
 from app.delivery.types import TERMINAL_EVENTS
 from app.jobs.views import job_payload
 from app.models import Job
-from app.statuses import JobStatus
+from app.statuses import ArchiveStatus, JobStatus
 
 EVENT_FOR_STATUS = {
     JobStatus.succeeded: "job.succeeded",
@@ -27,9 +27,15 @@ async def publish_status(session: AsyncSession, job: Job, status: JobStatus) -> 
     An outcome is always kept and also goes to the job's callback_url (the one place a
     caller without endpoints hears it); a progress event is kept only if an endpoint
     subscribed to it, and never goes to the callback_url.
+
+    A success whose result is still being archived is not told yet: the archiver calls
+    this again, in the transaction that records the archive's outcome, so subscribers get
+    the link that lasts (`archival`).
     """
     event_type = EVENT_FOR_STATUS.get(status)
     if event_type is None:
+        return
+    if status is JobStatus.succeeded and job.archive_status is ArchiveStatus.pending:
         return
     outcome = event_type in TERMINAL_EVENTS
     await outbox.publish(

@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.pricing import settle_usd
 from app.clock import utcnow
-from app.jobs import state, transitions
+from app.jobs import archival, state, transitions
+from app.jobs import repository as repo
 from app.jobs.state import TERMINAL, Decision, JobStatus
 from app.models import Job
 from app.providers.base import TaskSnapshot, TaskStatus
 from app.providers.registry import ProviderEntry
 from app.settings import Settings
+from app.statuses import ArchiveStatus
 
 STATUS_FROM_TASK = {
     TaskStatus.pending: JobStatus.submitted,
@@ -56,6 +58,7 @@ def _settle(
             job.cost_billed_usd, job.billed_seconds = settle_usd(
                 entry.config, job.quality, snapshot.video_duration_s
             )
+        archival.start(job, settings, now)
     else:  # failed and cancelled tasks are refunded upstream
         job.cost_billed_usd, job.billed_seconds = Decimal("0"), 0
         if snapshot.status is TaskStatus.failed:
@@ -86,4 +89,6 @@ async def apply_snapshot(
     if job.status not in TERMINAL:
         job.next_poll_at = next_poll_at(settings, utcnow(), job.poll_attempts)
     await session.flush()
+    if decision.status_changed and job.archive_status is ArchiveStatus.pending:
+        await repo.notify(session, repo.CHANNEL_ARCHIVE)
     return decision

@@ -10,10 +10,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Job, JobEvent, UpstreamCallback
-from app.statuses import AT_PROVIDER, LIVE, JobStatus
+from app.statuses import AT_PROVIDER, LIVE, ArchiveStatus, JobStatus
 
 CHANNEL_SUBMIT = "mgw_submit"
 CHANNEL_POLL = "mgw_poll"
+CHANNEL_ARCHIVE = "mgw_archive"
 
 
 async def notify(session: AsyncSession, channel: str) -> None:
@@ -220,3 +221,58 @@ async def hint_task(
         .returning(Job.id)
     )
     return (await session.execute(due)).scalar_one_or_none() is not None
+
+
+async def claim_due_archives(
+    session: AsyncSession, *, now: datetime, limit: int, lease_s: float
+) -> list[Job]:
+    """Claim succeeded jobs whose copy is due; SKIP LOCKED and a lease as for polls. Each
+    claim counts an attempt, and the attempt number fences what the claimer may record."""
+    stmt = (
+        select(Job)
+        .where(Job.archive_status == ArchiveStatus.pending, Job.archive_next_at <= now)
+        .order_by(Job.archive_next_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    jobs = list((await session.execute(stmt)).scalars())
+    for job in jobs:
+        job.archive_next_at = now + timedelta(seconds=lease_s)
+        job.archive_attempts += 1
+    await session.flush()
+    return jobs
+
+
+async def release_archive(session: AsyncSession, job_id: str, attempt: int, now: datetime) -> None:
+    """An interrupted copy (shutdown) is due again at once instead of after its lease."""
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.archive_status == ArchiveStatus.pending,
+            Job.archive_attempts == attempt,
+        )
+        .values(archive_next_at=now)
+    )
+    await session.execute(stmt)
+
+
+async def expired_archives(
+    session: AsyncSession, *, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """(job id, storage key) of archived results past their retention."""
+    stmt = (
+        select(Job.id, Job.archive_key)
+        .where(Job.archive_key.is_not(None), Job.archive_expires_at <= now)
+        .order_by(Job.archive_expires_at)
+        .limit(limit)
+    )
+    return [(job_id, key) for job_id, key in (await session.execute(stmt)).all() if key]
+
+
+async def forget_archives(session: AsyncSession, job_ids: list[str]) -> None:
+    """The copies are deleted: the jobs keep their checksum and size, not the link."""
+    if not job_ids:
+        return
+    stmt = update(Job).where(Job.id.in_(job_ids)).values(archive_key=None, archived_url=None)
+    await session.execute(stmt)

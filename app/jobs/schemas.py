@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from app.jobs.state import JobStatus
 from app.money import Money
+from app.statuses import ArchiveStatus
 from app.validation import http_url_problem
 
 MODEL_ID = "kling-v3-motion-control"
@@ -157,10 +158,23 @@ class ProviderRef(BaseModel):
 
 
 class JobResult(BaseModel):
-    video_url: str | None
+    video_url: str | None = Field(description="The upstream's link; dies at `expires_at`.")
     expires_at: datetime | None
-    archived_url: str | None
-    duration_s: float | None
+    archived_url: str | None = Field(
+        description="The gateway's own copy, for the archive retention period."
+    )
+    archive_status: ArchiveStatus | None = Field(
+        description="pending | archived | failed | off; `archive_error` says why it failed."
+    )
+    archive_error: str | None = None
+    sha256: str | None = Field(description="SHA-256 (hex) of the archived bytes.")
+    size_bytes: int | None
+    duration_s: float | None = Field(description="The length the provider reported.")
+    duration_mismatch: bool | None = Field(
+        default=None,
+        description="True when the archived video's probed length differs from what the "
+        "provider reported or billed; null until probed.",
+    )
 
 
 class JobError(BaseModel):

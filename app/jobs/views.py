@@ -51,13 +51,18 @@ def at_risk_usd(job: Job) -> Decimal:
 
 
 def _result(job: Job) -> JobResult | None:
-    if job.result_video_url is None and job.archived_url is None:
+    if job.result_video_url is None and job.archived_url is None and job.archive_status is None:
         return None
     return JobResult(
         video_url=job.result_video_url,
         expires_at=job.result_expires_at,
         archived_url=job.archived_url,
+        archive_status=job.archive_status,
+        archive_error=job.archive_error,
+        sha256=job.sha256,
+        size_bytes=job.size_bytes,
         duration_s=job.result_duration_s,
+        duration_mismatch=job.duration_mismatch,
     )
 
 

@@ -14,7 +14,6 @@ from fastapi.responses import StreamingResponse
 
 from app.errors import problem_responses
 from app.media.errors import (
-    InvalidMediaKey,
     MediaLinkExpired,
     MediaNotFound,
     MediaSignatureInvalid,
@@ -22,8 +21,8 @@ from app.media.errors import (
 from app.media.ranges import ByteRange, parse_range
 from app.media.signing import SignatureCheck, check_media_signature
 from app.media.sniff import CONTENT_TYPES, HEAD_BYTES, content_type_for
-from app.media.storage import Storage
 from app.runtime import RuntimeDep
+from app.storage import InvalidKey, ObjectNotFound, ObjectStore
 
 # Unix seconds fit in 12 digits until the year 33658; more is an attack or a typo.
 _MAX_EXPIRES_DIGITS: Final = 12
@@ -101,10 +100,10 @@ def _parse_expires(expires: str | None) -> int | None:
     return int(expires) if expires.isdigit() else None
 
 
-async def _stored_size(storage: Storage, key: str) -> int:
+async def _stored_size(storage: ObjectStore, key: str) -> int:
     try:
         size_bytes = await storage.size(key)
-    except InvalidMediaKey:
+    except InvalidKey:
         # Only reachable with a signature we made for a malformed key: a server bug,
         # answered like any other missing object.
         size_bytes = None
@@ -113,12 +112,15 @@ async def _stored_size(storage: Storage, key: str) -> int:
     return size_bytes
 
 
-async def _sniff_content_type(storage: Storage, key: str, size_bytes: int) -> str:
+async def _sniff_content_type(storage: ObjectStore, key: str, size_bytes: int) -> str:
     # Sniffed, not stored: the key's name comes from the client and may lie, and the
     # upload is only identified by content after it has been saved.
-    head = b"".join(
-        [chunk async for chunk in storage.iter_range(key, 0, min(size_bytes, HEAD_BYTES))]
-    )
+    try:
+        head = b"".join(
+            [chunk async for chunk in storage.iter_range(key, 0, min(size_bytes, HEAD_BYTES))]
+        )
+    except ObjectNotFound as exc:
+        raise MediaNotFound("there is no media at this link (it may have been deleted)") from exc
     return content_type_for(head)
 
 

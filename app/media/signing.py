@@ -12,7 +12,8 @@ import hmac
 from datetime import datetime
 from urllib.parse import quote, urlencode
 
-from app.media.storage import validate_key
+from app.media.errors import InvalidMediaKey
+from app.storage.keys import InvalidKey, validate_key
 
 # The signed message separates its fields with "\n", which no valid key contains:
 # plain concatenation would let key "a/b1" + expires 700 pass as key "a/b" + 1700.
@@ -38,7 +39,11 @@ def media_signature(key: str, expires: int, secret: bytes) -> str:
 def sign_media_url(base_url: str, key: str, secret: bytes, expires_at: datetime) -> str:
     """`{base_url}/media/{key}?expires=<unix>&sig=<hex>`; `expires_at` must be tz-aware."""
     expires = _unix_s(expires_at)
-    signature = media_signature(validate_key(key), expires, secret)
+    try:
+        validate_key(key)
+    except InvalidKey as exc:
+        raise InvalidMediaKey(str(exc)) from exc
+    signature = media_signature(key, expires, secret)
     query = urlencode({"expires": expires, "sig": signature})
     return f"{base_url.rstrip('/')}/media/{quote(key, safe='/')}?{query}"
 

@@ -5,6 +5,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -14,13 +16,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
 from app.db.types import EnumText, status_in
-from app.statuses import AT_PROVIDER, AWAITING_SUBMIT, JobStatus
+from app.statuses import AT_PROVIDER, AWAITING_SUBMIT, ArchiveStatus, JobStatus
 
 
 class Job(Base):
@@ -39,6 +42,16 @@ class Job(Base):
             "ix_jobs_due_poll",
             "next_poll_at",
             postgresql_where=status_in(AT_PROVIDER),
+        ),
+        Index(
+            "ix_jobs_due_archive",
+            "archive_next_at",
+            postgresql_where=text("archive_status = 'pending'"),
+        ),
+        Index(
+            "ix_jobs_archive_expires_at",
+            "archive_expires_at",
+            postgresql_where=text("archive_key IS NOT NULL"),
         ),
     )
 
@@ -74,6 +87,22 @@ class Job(Base):
     )
     archived_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_duration_s: Mapped[float | None] = mapped_column(nullable=True)
+    # The gateway's own copy of the result (the archiver's): null until the job succeeds.
+    archive_status: Mapped[ArchiveStatus | None] = mapped_column(
+        EnumText(ArchiveStatus, 10), nullable=True
+    )
+    archive_error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    archive_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    archived_duration_s: Mapped[float | None] = mapped_column(nullable=True)
+    duration_mismatch: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    archive_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the next copy may start; while one runs, the end of its lease.
+    archive_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    archive_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
 

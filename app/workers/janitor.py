@@ -1,10 +1,12 @@
 """Settles what nobody else will: deadlines, submits whose outcome stayed unknown, and the
-retention of delivery logs."""
+retention of delivery logs, uploads and archived results."""
 
 from __future__ import annotations
 
+import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,10 +17,15 @@ from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
 from app.jobs import transitions
 from app.jobs.state import Command, JobStatus
+from app.media import repository as media_repo
+from app.metrics import MEDIA_PURGED
 from app.models import Job
 from app.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 HOUSEKEEPING_EVERY_S = 300.0
+PURGE_BATCH: Final = 200
 
 
 class Janitor:
@@ -39,6 +46,43 @@ class Janitor:
         cutoff = utcnow() - timedelta(seconds=rt.settings.webhook_log_retention_s)
         async with transaction(rt.session_factory) as session:
             await delivery_repo.purge_logs(session, cutoff)
+        await purge_expired_media(rt)
+
+
+async def purge_expired_media(rt: Runtime, now: datetime | None = None) -> tuple[int, int]:
+    """Delete uploads and archived results past their retention: (uploads, archives).
+
+    Each batch is read in one transaction, its objects deleted with none open (a store
+    may be across the network), and the rows updated in another. A crash in between only
+    repeats a delete, which is idempotent.
+    """
+    now = now or utcnow()
+    uploads = archives = 0
+    while True:
+        async with transaction(rt.session_factory) as session:
+            expired = await media_repo.expired_uploads(session, now=now, limit=PURGE_BATCH)
+        if not expired:
+            break
+        for _upload_id, key in expired:
+            await rt.media.storage.delete(key)
+        async with transaction(rt.session_factory) as session:
+            await media_repo.delete_uploads(session, [upload_id for upload_id, _ in expired])
+        uploads += len(expired)
+        MEDIA_PURGED.labels(kind="upload").inc(len(expired))
+    while True:
+        async with transaction(rt.session_factory) as session:
+            expired = await repo.expired_archives(session, now=now, limit=PURGE_BATCH)
+        if not expired:
+            break
+        for _job_id, key in expired:
+            await rt.media.storage.delete(key)
+        async with transaction(rt.session_factory) as session:
+            await repo.forget_archives(session, [job_id for job_id, _ in expired])
+        archives += len(expired)
+        MEDIA_PURGED.labels(kind="archive").inc(len(expired))
+    if uploads or archives:
+        log.info("retention: deleted %d uploads and %d archived results", uploads, archives)
+    return uploads, archives
 
 
 async def settle_stale(rt: Runtime) -> int:

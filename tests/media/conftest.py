@@ -1,4 +1,4 @@
-"""Fixtures for the media tests: a real LocalStorage and the real router over ASGI."""
+"""Fixtures for the media tests: a real LocalObjectStore and the real router over ASGI."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from fastapi import FastAPI
 from app.errors import install_error_handlers
 from app.media.context import MediaContext
 from app.media.router import router
-from app.media.storage import LocalStorage
 from app.runtime import get_runtime
+from app.storage.local import LocalObjectStore
 from tests.media.helpers import BASE_URL, SIGNING_SECRET
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(tmp_path / "media")
+def storage(tmp_path: Path) -> LocalObjectStore:
+    return LocalObjectStore(tmp_path / "media")
 
 
 @pytest.fixture
-def media_context(storage: LocalStorage) -> MediaContext:
+def media_context(storage: LocalObjectStore) -> MediaContext:
     return MediaContext(storage=storage, signing_secret=SIGNING_SECRET, public_base_url=BASE_URL)
 
 

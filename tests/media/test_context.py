@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from app.media.context import MediaContext, build_media_context, media_signing_secret
 from app.media.signing import SignatureCheck, check_media_signature
-from app.media.storage import LocalStorage
 from app.settings import Settings
+from app.storage.local import LocalObjectStore
 from tests.support.steps import Steps
 
 
@@ -54,7 +54,7 @@ def test_the_runtime_holds_the_media_context(steps: Steps) -> None:
     rt = steps.runtime
 
     assert isinstance(rt.media, MediaContext)
-    assert isinstance(rt.media.storage, LocalStorage)
+    assert isinstance(rt.media.storage, LocalObjectStore)
     assert rt.media.storage.root == rt.settings.media_root
     assert rt.media.public_base_url == rt.settings.public_base_url
     assert rt.media.signing_secret == media_signing_secret(rt.settings)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from app.media.context import MediaContext
 from app.media.signing import media_signature
-from app.media.storage import LocalStorage
+from app.storage.local import LocalObjectStore
 from tests.media.helpers import SIGNING_SECRET, async_iter
 from tests.support.media import make_mp4, make_png
 
@@ -25,12 +25,12 @@ def in_an_hour() -> datetime:
     return datetime.now(UTC) + timedelta(hours=1)
 
 
-async def put(storage: LocalStorage, key: str, data: bytes) -> None:
-    await storage.save_stream(key, async_iter([data]), max_bytes=len(data))
+async def put(storage: LocalObjectStore, key: str, data: bytes) -> None:
+    await storage.put_stream(key, async_iter([data]), max_bytes=len(data), content_type="video/mp4")
 
 
 @pytest.fixture
-async def blob_url(storage: LocalStorage, media_context: MediaContext) -> str:
+async def blob_url(storage: LocalObjectStore, media_context: MediaContext) -> str:
     await put(storage, BLOB_KEY, BLOB)
     return media_context.signed_url(BLOB_KEY, in_an_hour())
 
@@ -131,7 +131,7 @@ async def test_head_sends_headers_only(client: httpx.AsyncClient, blob_url: str)
 
 async def test_a_served_mp4_decodes_and_ranges_reassemble(
     client: httpx.AsyncClient,
-    storage: LocalStorage,
+    storage: LocalObjectStore,
     media_context: MediaContext,
     tmp_path: Path,
 ) -> None:
@@ -162,7 +162,7 @@ async def test_a_served_mp4_decodes_and_ranges_reassemble(
 
 async def test_content_type_comes_from_the_content_not_the_key(
     client: httpx.AsyncClient,
-    storage: LocalStorage,
+    storage: LocalObjectStore,
     media_context: MediaContext,
     tmp_path: Path,
 ) -> None:
@@ -175,7 +175,7 @@ async def test_content_type_comes_from_the_content_not_the_key(
 
 
 async def test_no_bearer_token_is_needed_but_a_signature_is(
-    client: httpx.AsyncClient, storage: LocalStorage
+    client: httpx.AsyncClient, storage: LocalObjectStore
 ) -> None:
     await put(storage, BLOB_KEY, BLOB)
 
@@ -196,7 +196,7 @@ async def test_no_bearer_token_is_needed_but_a_signature_is(
     ],
 )
 async def test_bad_signatures_are_403(
-    client: httpx.AsyncClient, storage: LocalStorage, query: str
+    client: httpx.AsyncClient, storage: LocalObjectStore, query: str
 ) -> None:
     await put(storage, BLOB_KEY, BLOB)
     expires = int(in_an_hour().timestamp())
@@ -208,7 +208,7 @@ async def test_bad_signatures_are_403(
 
 
 async def test_a_signature_for_another_key_is_403(
-    client: httpx.AsyncClient, storage: LocalStorage, media_context: MediaContext
+    client: httpx.AsyncClient, storage: LocalObjectStore, media_context: MediaContext
 ) -> None:
     await put(storage, BLOB_KEY, BLOB)
     other = media_context.signed_url("upl_other/file.bin", in_an_hour())
@@ -219,7 +219,7 @@ async def test_a_signature_for_another_key_is_403(
 
 
 async def test_an_expired_link_is_403_expired(
-    client: httpx.AsyncClient, storage: LocalStorage, media_context: MediaContext
+    client: httpx.AsyncClient, storage: LocalObjectStore, media_context: MediaContext
 ) -> None:
     await put(storage, BLOB_KEY, BLOB)
     url = media_context.signed_url(BLOB_KEY, datetime.now(UTC) - timedelta(seconds=5))
@@ -228,7 +228,7 @@ async def test_an_expired_link_is_403_expired(
 
 
 async def test_a_deleted_file_is_404(
-    client: httpx.AsyncClient, storage: LocalStorage, blob_url: str
+    client: httpx.AsyncClient, storage: LocalObjectStore, blob_url: str
 ) -> None:
     await storage.delete(BLOB_KEY)
 
@@ -236,7 +236,7 @@ async def test_a_deleted_file_is_404(
 
 
 async def test_traversal_is_refused_even_with_a_valid_signature(
-    client: httpx.AsyncClient, storage: LocalStorage, tmp_path: Path
+    client: httpx.AsyncClient, storage: LocalObjectStore, tmp_path: Path
 ) -> None:
     # As if the server had signed a malformed key: the file outside the root stays out.
     (tmp_path / "secret.txt").write_text("top secret")

@@ -16,10 +16,14 @@ TERMINAL_NAMES = {s.value for s in TERMINAL}
 async def wait_for_status(
     http: httpx.AsyncClient, job_id: str, statuses: set[str] | None = None, timeout_s: float = 20.0
 ) -> dict[str, Any]:
+    """A succeeded job counts once its archive is settled too: its job.succeeded event
+    is published only then."""
     wanted = statuses or TERMINAL_NAMES
 
     async def probe() -> dict[str, Any] | None:
         job: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+        if archive_pending(job):
+            return None
         return job if job["status"] in wanted else None
 
     return await wait_until(probe, timeout_s=timeout_s, interval_s=0.05)
@@ -29,6 +33,11 @@ async def events(http: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
     response = await http.get(f"/v1/jobs/{job_id}/events")
     data: list[dict[str, Any]] = response.json()["data"]
     return data
+
+
+def archive_pending(job: dict[str, Any]) -> bool:
+    result = job.get("result") or {}
+    return job.get("status") == "succeeded" and result.get("archive_status") == "pending"
 
 
 REQUEUE_CYCLE = {("queued", "submitting"), ("submitting", "queued")}

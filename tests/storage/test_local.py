@@ -1,3 +1,5 @@
+"""The local backend's own promises: no partial file survives, keys stay in the root."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,56 +9,77 @@ from pathlib import Path
 
 import pytest
 
-from app.media.errors import InvalidMediaKey, MediaNotFound, MediaTooLarge
-from app.media.storage import LocalStorage, Storage, new_media_key, safe_filename, validate_key
+from app.storage import (
+    InvalidKey,
+    ObjectNotFound,
+    ObjectStore,
+    ObjectTooLarge,
+    new_key,
+    safe_filename,
+    validate_key,
+)
+from app.storage.local import LocalObjectStore
 from tests.media.helpers import async_iter, chunks_of
 
+CT = "application/octet-stream"
 PAYLOAD = bytes(range(256)) * 40  # 10 240 bytes
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalObjectStore:
+    return LocalObjectStore(tmp_path / "media")
 
 
 def leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-def test_local_storage_satisfies_the_protocol(storage: LocalStorage) -> None:
-    backend: Storage = storage
+def test_local_storage_satisfies_the_protocol(storage: LocalObjectStore) -> None:
+    backend: ObjectStore = storage
     assert backend is storage
 
 
-async def test_save_stream_round_trip(storage: LocalStorage) -> None:
+async def test_put_stream_round_trip(storage: LocalObjectStore) -> None:
     key = "upl_abc/clip.mp4"
 
-    size = await storage.save_stream(key, chunks_of(PAYLOAD, 333), max_bytes=len(PAYLOAD))
+    stored = await storage.put_stream(
+        key, chunks_of(PAYLOAD, 333), max_bytes=len(PAYLOAD), content_type=CT
+    )
 
-    assert size == len(PAYLOAD)
-    assert storage.path_for(key).read_bytes() == PAYLOAD
-    assert await storage.exists(key)
+    assert stored.size_bytes == len(PAYLOAD)
+    assert storage.local_path(key).read_bytes() == PAYLOAD
     assert await storage.size(key) == len(PAYLOAD)
-    assert leftovers(storage.root) == [storage.path_for(key)]  # no temp file left behind
+    assert leftovers(storage.root) == [storage.local_path(key)]  # no temp file left behind
 
 
-async def test_save_stream_batches_many_small_chunks(storage: LocalStorage) -> None:
+async def test_put_stream_batches_many_small_chunks(storage: LocalObjectStore) -> None:
     data = b"x" * (3 * 1024 * 1024 + 17)
 
-    size = await storage.save_stream("upl_big/blob", chunks_of(data, 4096), max_bytes=len(data))
+    stored = await storage.put_stream(
+        "upl_big/blob", chunks_of(data, 4096), max_bytes=len(data), content_type=CT
+    )
 
-    assert size == len(data)
-    assert storage.path_for("upl_big/blob").read_bytes() == data
+    assert stored.size_bytes == len(data)
+    assert storage.local_path("upl_big/blob").read_bytes() == data
 
 
-async def test_one_byte_over_the_limit_is_413_and_leaves_nothing(storage: LocalStorage) -> None:
+async def test_one_byte_over_the_limit_is_refused_and_leaves_nothing(
+    storage: LocalObjectStore,
+) -> None:
     key = "upl_abc/too_big.mp4"
 
-    with pytest.raises(MediaTooLarge) as caught:
-        await storage.save_stream(key, chunks_of(PAYLOAD, 1000), max_bytes=len(PAYLOAD) - 1)
+    with pytest.raises(ObjectTooLarge) as caught:
+        await storage.put_stream(
+            key, chunks_of(PAYLOAD, 1000), max_bytes=len(PAYLOAD) - 1, content_type=CT
+        )
 
-    assert (caught.value.status_code, caught.value.code) == (413, "upload_too_large")
-    assert not await storage.exists(key)
+    assert caught.value.max_bytes == len(PAYLOAD) - 1
+    assert await storage.size(key) is None
     assert leftovers(storage.root) == []
 
 
 async def test_the_stream_is_abandoned_as_soon_as_the_limit_is_passed(
-    storage: LocalStorage,
+    storage: LocalObjectStore,
 ) -> None:
     pulled: list[int] = []
 
@@ -65,25 +88,27 @@ async def test_the_stream_is_abandoned_as_soon_as_the_limit_is_passed(
             pulled.append(1)
             yield b"z" * 100
 
-    with pytest.raises(MediaTooLarge):
-        await storage.save_stream("upl_abc/endless", endless(), max_bytes=1000)
+    with pytest.raises(ObjectTooLarge):
+        await storage.put_stream("upl_abc/endless", endless(), max_bytes=1000, content_type=CT)
 
     assert len(pulled) == 11  # the 11th chunk crossed 1000 bytes; nothing more was read
     assert leftovers(storage.root) == []
 
 
-async def test_a_failing_source_leaves_no_partial_file(storage: LocalStorage) -> None:
+async def test_a_failing_source_leaves_no_partial_file(storage: LocalObjectStore) -> None:
     async def disconnecting() -> AsyncIterator[bytes]:
         yield b"a" * 5000
         raise ConnectionResetError("client went away")
 
     with pytest.raises(ConnectionResetError):
-        await storage.save_stream("upl_abc/partial", disconnecting(), max_bytes=10**6)
+        await storage.put_stream(
+            "upl_abc/partial", disconnecting(), max_bytes=10**6, content_type=CT
+        )
 
     assert leftovers(storage.root) == []
 
 
-async def test_a_cancelled_upload_leaves_no_partial_file(storage: LocalStorage) -> None:
+async def test_a_cancelled_upload_leaves_no_partial_file(storage: LocalObjectStore) -> None:
     first_chunk_sent = asyncio.Event()
 
     async def stalled() -> AsyncIterator[bytes]:
@@ -92,7 +117,9 @@ async def test_a_cancelled_upload_leaves_no_partial_file(storage: LocalStorage) 
         await asyncio.Event().wait()  # the client never sends the rest
         yield b""
 
-    upload = asyncio.create_task(storage.save_stream("upl_c/stalled", stalled(), 10**8))
+    upload = asyncio.create_task(
+        storage.put_stream("upl_c/stalled", stalled(), max_bytes=10**8, content_type=CT)
+    )
     await first_chunk_sent.wait()
     assert any(p.name.endswith(".part") for p in leftovers(storage.root))
 
@@ -103,20 +130,21 @@ async def test_a_cancelled_upload_leaves_no_partial_file(storage: LocalStorage) 
     assert leftovers(storage.root) == []
 
 
-async def test_delete_removes_the_file_and_its_empty_folder(storage: LocalStorage) -> None:
-    await storage.save_stream("upl_gone/a.png", async_iter([b"123"]), max_bytes=10)
+async def test_delete_removes_the_file_and_its_empty_folder(storage: LocalObjectStore) -> None:
+    await storage.put_stream("upl_gone/a.png", async_iter([b"123"]), max_bytes=10, content_type=CT)
 
     await storage.delete("upl_gone/a.png")
     await storage.delete("upl_gone/a.png")  # idempotent
 
-    assert not await storage.exists("upl_gone/a.png")
     assert await storage.size("upl_gone/a.png") is None
     assert not (storage.root / "upl_gone").exists()
     assert storage.root.exists()
 
 
-async def test_iter_range_reads_exact_slices(storage: LocalStorage) -> None:
-    await storage.save_stream("upl_r/data", async_iter([PAYLOAD]), max_bytes=len(PAYLOAD))
+async def test_iter_range_reads_exact_slices(storage: LocalObjectStore) -> None:
+    await storage.put_stream(
+        "upl_r/data", async_iter([PAYLOAD]), max_bytes=len(PAYLOAD), content_type=CT
+    )
 
     parts = [c async for c in storage.iter_range("upl_r/data", 100, 5000, chunk_bytes=999)]
 
@@ -124,16 +152,15 @@ async def test_iter_range_reads_exact_slices(storage: LocalStorage) -> None:
     assert max(len(p) for p in parts) == 999
 
 
-async def test_iter_range_of_a_missing_key_is_not_found(storage: LocalStorage) -> None:
-    with pytest.raises(MediaNotFound):
+async def test_iter_range_of_a_missing_key_is_not_found(storage: LocalObjectStore) -> None:
+    with pytest.raises(ObjectNotFound):
         _ = [c async for c in storage.iter_range("upl_none/x", 0, 10)]
 
 
-async def test_a_folder_is_not_an_object(storage: LocalStorage) -> None:
-    await storage.save_stream("upl_dir/a", async_iter([b"1"]), max_bytes=10)
+async def test_a_folder_is_not_an_object(storage: LocalObjectStore) -> None:
+    await storage.put_stream("upl_dir/a", async_iter([b"1"]), max_bytes=10, content_type=CT)
 
     assert await storage.size("upl_dir") is None
-    assert not await storage.exists("upl_dir")
 
 
 TRAVERSALS = [
@@ -155,32 +182,30 @@ TRAVERSALS = [
 
 @pytest.mark.parametrize("key", TRAVERSALS)
 async def test_unsafe_keys_are_refused_everywhere(
-    storage: LocalStorage, tmp_path: Path, key: str
+    storage: LocalObjectStore, tmp_path: Path, key: str
 ) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("secret")
 
-    with pytest.raises(InvalidMediaKey):
-        storage.path_for(key)
-    with pytest.raises(InvalidMediaKey):
-        await storage.save_stream(key, async_iter([b"pwned"]), max_bytes=100)
-    with pytest.raises(InvalidMediaKey):
-        await storage.exists(key)
-    with pytest.raises(InvalidMediaKey):
+    with pytest.raises(InvalidKey):
+        storage.local_path(key)
+    with pytest.raises(InvalidKey):
+        await storage.put_stream(key, async_iter([b"pwned"]), max_bytes=100, content_type=CT)
+    with pytest.raises(InvalidKey):
         await storage.size(key)
-    with pytest.raises(InvalidMediaKey):
+    with pytest.raises(InvalidKey):
         await storage.delete(key)
 
     assert outside.read_text() == "secret"
 
 
 def test_new_keys_are_unique_safe_and_keep_a_tidy_name() -> None:
-    key = new_media_key("../../My Photo (1).JPG")
+    key = new_key("../../My Photo (1).JPG")
 
     assert re.fullmatch(r"upl_[0-9a-f]{32}/My_Photo_1_.JPG", key)
     assert validate_key(key) == key
-    assert new_media_key("a.png") != new_media_key("a.png")
-    assert new_media_key(None, prefix="res").startswith("res_")
+    assert new_key("a.png") != new_key("a.png")
+    assert new_key(None, prefix="res").startswith("res_")
 
 
 @pytest.mark.parametrize(
