@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ import jwt
 from app.providers.base import (
     AmbiguousError,
     CancelNotSupported,
+    FoundTask,
+    Mechanism,
     PermanentError,
     ProviderError,
     RetryableError,
@@ -119,6 +122,8 @@ class KlingProvider:
         self._clock = clock
         self._token: str | None = None
         self._token_refresh_at = 0.0
+        # Every create carries `external_task_id` = our job id, and §B queries by it.
+        self.reconcile_mechanisms: tuple[Mechanism, ...] = (Mechanism.external_id,)
 
     async def submit(self, request: SubmitRequest) -> TaskSnapshot:
         body = build_create_body(request)
@@ -155,6 +160,23 @@ class KlingProvider:
 
     async def cancel(self, task_id: str) -> TaskSnapshot:
         raise CancelNotSupported()
+
+    async def find_task(
+        self, request: SubmitRequest, *, submitted_at: datetime, idempotency_key: str
+    ) -> FoundTask | None:
+        """The task whose `external_task_id` is our job id (§B's query takes either id);
+        None when Kling has none. The answer is checked to name our id back."""
+        try:
+            snapshot = await self.fetch(request.job_id)
+        except PermanentError as exc:
+            if exc.code == "task_not_found":
+                return None
+            raise RetryableError(exc.code, exc.message, status_code=exc.status_code) from exc
+        info = snapshot.raw.get("task_info")
+        named = info.get("external_task_id") if isinstance(info, Mapping) else None
+        if named not in (None, request.job_id):
+            return None  # another task answered: never adopt it
+        return FoundTask(snapshot, Mechanism.external_id)
 
     def parse_callback(self, body: bytes) -> TaskSnapshot:
         """The bare task object Kling posts; a wrapped one is accepted too."""
