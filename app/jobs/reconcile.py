@@ -75,6 +75,8 @@ async def apply_snapshot(
     """The caller holds the row lock. Stale or repeated snapshots change nothing."""
     if job.provider_task_id is None:
         job.provider_task_id = snapshot.task_id
+    if job.provider_task_id == snapshot.task_id:
+        job.submit_unknown = False  # the task is known and reports on itself: no longer at risk
     seen = STATUS_FROM_TASK[snapshot.status]
     preview = state.observe(job.status, job.progress, seen, snapshot.progress)
     if preview.status_changed and preview.status in TERMINAL:

@@ -218,3 +218,29 @@ class JobEventOut(BaseModel):
 
 class JobEventList(BaseModel):
     data: list[JobEventOut]
+
+
+class JobAdopt(BaseModel):
+    """`POST /v1/admin/jobs/{id}/adopt`: exactly one of `task_id` or `ruled_out: true`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The upstream task an operator found for this job's create.",
+    )
+    ruled_out: bool = Field(
+        default=False,
+        description="The provider made no task for this create: fail the job, clear at_risk.",
+    )
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why it was ruled out (kept in the error)."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> JobAdopt:
+        if (self.task_id is None) == (not self.ruled_out):
+            raise ValueError("give exactly one of task_id or ruled_out: true")
+        return self
