@@ -90,3 +90,9 @@ SUBMIT_LOOKUPS = Counter(
     ["provider", "outcome"],
     registry=REGISTRY,
 )
+UPSTREAM_CHARGE_DRIFT = Counter(
+    "mgw_upstream_charge_drift_total",
+    "Settled jobs whose upstream-reported charge disagrees with our settlement",
+    ["provider"],
+    registry=REGISTRY,
+)

@@ -82,6 +82,10 @@ class ProviderConfig(BaseModel):
     # return the existing task for a repeated `Idempotency-Key`: the replay is then safe.
     honors_idempotency_key: bool = False
     task_list_lookup: bool = True  # match the account's task list (`GET /v1/tasks`)
+    # The US dollars one unit of the upstream's own charge is worth (the aggregator's
+    # credits, Kling's units). Set: each settled job's reported charge is compared with our
+    # settlement, and a difference over a cent (or 1 %) is flagged as drift.
+    upstream_unit_usd: Decimal | None = Field(default=None, gt=0, decimal_places=8)
 
     @model_validator(mode="after")
     def _credentials_for_kind(self) -> ProviderConfig:

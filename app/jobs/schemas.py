@@ -168,12 +168,24 @@ class JobError(BaseModel):
     message: str
 
 
+class UpstreamCharge(BaseModel):
+    """What the upstream itself reported it charged, beside our settlement."""
+
+    amount: str = Field(description="In the upstream's own unit, as a decimal string.")
+    unit: str = Field(description="`credits` (the aggregator) or `units` (Kling).")
+    drift: bool | None = Field(
+        description="The reported charge disagrees with `billed` (null: not judged, as "
+        "the unit has no configured price)."
+    )
+
+
 class JobCost(BaseModel):
     currency: Literal["USD"] = "USD"
     estimated: Money
     billed: Money
     billed_seconds: int | None
     at_risk: Money
+    upstream: UpstreamCharge | None = None
 
 
 class JobOut(BaseModel):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 
@@ -53,6 +54,10 @@ class TaskSnapshot:
     estimated_time_s: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # What the upstream says it charges for the task, in its own unit (the aggregator's
+    # opaque credits, Kling's deducted units), when it says so.
+    upstream_charge: Decimal | None = None
+    upstream_charge_unit: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 

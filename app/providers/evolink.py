@@ -33,6 +33,7 @@ from app.providers.base import (
 from app.providers.common import (
     create_transport_error,
     fetch_transport_error,
+    optional_decimal,
     optional_float,
     retry_after_s,
 )
@@ -310,6 +311,9 @@ def parse_task(data: Any) -> TaskSnapshot:
     raw_info = data.get("task_info")
     info: Mapping[str, Any] = raw_info if isinstance(raw_info, Mapping) else {}
     code, message = _task_error(data.get("error"))
+    raw_usage = data.get("usage")
+    usage: Mapping[str, Any] = raw_usage if isinstance(raw_usage, Mapping) else {}
+    credits = optional_decimal(usage.get("credits_reserved"))
     return TaskSnapshot(
         task_id=task_id,
         status=status,
@@ -319,6 +323,8 @@ def parse_task(data: Any) -> TaskSnapshot:
         estimated_time_s=_optional_int(info.get("estimated_time")),
         error_code=code,
         error_message=message,
+        upstream_charge=credits,
+        upstream_charge_unit="credits" if credits is not None else None,
         raw=dict(data),
     )
 

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +35,7 @@ from app.providers.base import (
 from app.providers.common import (
     create_transport_error,
     fetch_transport_error,
+    optional_decimal,
     optional_float,
     retry_after_s,
 )
@@ -253,6 +255,7 @@ def parse_task(data: Any) -> TaskSnapshot:
     videos = _videos(data.get("task_result"))
     message = data.get("task_status_msg")
     failed = status is TaskStatus.failed
+    deducted = _deduction(data)
     return TaskSnapshot(
         task_id=task_id,
         status=status,
@@ -262,8 +265,20 @@ def parse_task(data: Any) -> TaskSnapshot:
         # Kling names no failure code; its `task_status_msg` is free text.
         error_code="generation_failed" if failed else None,
         error_message=str(message) if failed and message else None,
+        upstream_charge=deducted,
+        upstream_charge_unit="units" if deducted is not None else None,
         raw=dict(data),
     )
+
+
+def _deduction(data: Mapping[str, Any]) -> Decimal | None:
+    """Kling's deducted units (`final_unit_deduction`), in `task_result` or beside it."""
+    result = data.get("task_result")
+    for holder in (result if isinstance(result, Mapping) else {}, data):
+        amount = optional_decimal(holder.get("final_unit_deduction"))
+        if amount is not None:
+            return amount
+    return None
 
 
 def _videos(result: Any) -> list[Mapping[str, Any]]:
