@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,7 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from app.cli import cli
 from app.clock import utcnow
 from app.jobs import polling, unknown
 from app.jobs.state import TERMINAL
@@ -347,3 +350,33 @@ async def test_kling_finds_nothing_when_no_task_was_made(step_database_url: str)
         assert (stored.status, stored.submit_unknown) == (JobStatus.submitting, True)
         assert stored.next_attempt_at is not None
         assert await upstream_tasks(r) == []
+
+
+async def test_the_cli_adopts_a_task_for_an_operator(step_database_url: str) -> None:
+    """`motion-gateway jobs adopt ID TASK_ID`, in a process of its own settings."""
+    async with rig(step_database_url, fast_simulator_config(), evolink()) as r:
+        job = await lose_a_create(r, {**LOST_500, **NO_LIST})
+        [task] = await upstream_tasks(r)
+        env = {
+            "DATABASE_URL": step_database_url,
+            "MGW_ENVIRONMENT": "test",
+            "MGW_AUTO_MIGRATE": "false",
+            "MGW_SECRET_KEY": r.rt.settings.secret_key,
+            "MGW_PROVIDERS": json.dumps(
+                [{"name": "simulator", "base_url": r.sim.base_url, "api_key": "sim-key"}]
+            ),
+        }
+
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["jobs", "adopt", job.id, task["id"], "--json"], env=env
+        )
+
+        assert result.exit_code == 0, result.output
+        shown = json.loads(result.output)
+        assert (shown["provider"]["task_id"], shown["cost"]["at_risk"]) == (task["id"], "0.0000")
+        assert (await load(r.rt, job.id)).provider_task_id == task["id"]
+        again = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["jobs", "adopt", job.id, task["id"]], env=env
+        )
+        assert again.exit_code == 1
+        assert "not_adoptable" in again.output
