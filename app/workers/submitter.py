@@ -222,7 +222,21 @@ async def record_failure(rt: Runtime, attempt: Attempt, exc: ProviderError) -> N
     detail = {"provider": attempt.entry.name, "error": exc.code, "message": exc.message[:500]}
     async with transaction(rt.session_factory) as session:
         job = await repo.lock_job(session, attempt.job_id)
-        if job is None or job.status is not JobStatus.submitting:
+        if job is None:
+            return
+        if job.status is not JobStatus.submitting:
+            # Ended while its create was out, and the create may have made a task: keep its
+            # estimate at risk, visible, rather than forget it.
+            orphan = job.provider_task_id is None and job.cost_billed_usd is None
+            if isinstance(exc, AmbiguousError) and job.status in TERMINAL and orphan:
+                job.submit_unknown = True
+                log.warning(
+                    "job %s ended %s while its create was out; the create's outcome is "
+                    "unknown (%s), its estimate is kept at risk",
+                    job.id,
+                    job.status,
+                    exc.code,
+                )
             return
         job.locked_until = None
         job.submit_unknown = isinstance(exc, AmbiguousError)  # a definite refusal is known

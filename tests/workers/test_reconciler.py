@@ -380,3 +380,20 @@ async def test_the_cli_adopts_a_task_for_an_operator(step_database_url: str) -> 
         )
         assert again.exit_code == 1
         assert "not_adoptable" in again.output
+
+
+async def test_an_ambiguous_answer_after_expiry_keeps_the_estimate_at_risk(
+    step_database_url: str,
+) -> None:
+    async with rig(step_database_url, fast_simulator_config(), evolink()) as r:
+        job, _ = await create(r.rt, await r.steps.new_client())
+        [attempt] = await submitter.claim(r.rt, limit=1)
+        await update_row(r.rt, job.id, deadline_at=ago(1))
+        assert await janitor.settle_stale(r.rt) == 1  # expired while its create is out
+        await install_faults(r.sim, LOST_500)
+
+        await submitter.send(r.rt, attempt)  # ... and the answer is a 500 after the task
+
+        stored = await load(r.rt, job.id)
+        assert (stored.status, stored.submit_unknown) == (JobStatus.expired, True)
+        assert at_risk_usd(stored) == stored.cost_estimated_usd > 0
