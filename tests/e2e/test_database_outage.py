@@ -105,7 +105,7 @@ async def test_database_outage_answers_503_fast_and_loses_nothing(
                 sim.base_url,
                 public_base_url=f"http://127.0.0.1:{port}",
                 log_json=log_json,
-                worker_lease_s=3.0,
+                worker_lease_s=4.0,  # must exceed the longest call (the webhook's 3 s)
                 submit_unknown_window_s=max(20.0, OUTAGE_S * 3),
             )
             async with running_gateway(settings) as gw:
