@@ -1,9 +1,10 @@
-"""`motion-gateway`: serve, simulator, migrate, keys."""
+"""`motion-gateway`: serve, simulator, migrate, keys, jobs adopt."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 from decimal import Decimal, InvalidOperation
@@ -22,6 +23,8 @@ cli = typer.Typer(
 )
 keys = typer.Typer(no_args_is_help=True, help="Manage API keys")
 cli.add_typer(keys, name="keys")
+jobs = typer.Typer(no_args_is_help=True, help="Operate on jobs")
+cli.add_typer(jobs, name="jobs")
 
 ROLES = get_args(Role)
 
@@ -236,6 +239,55 @@ async def _create_key(name: str, admin: bool, budget: Decimal | None) -> tuple[s
     finally:
         await engine.dispose()
     return issued.client_id, issued.api_key, issued.webhook_secret
+
+
+@jobs.command("adopt")
+def jobs_adopt(
+    job_id: Annotated[str, typer.Argument(help="The job whose submit outcome is unknown")],
+    task_id: Annotated[
+        str | None, typer.Argument(help="The upstream task found for it (checked first)")
+    ] = None,
+    ruled_out: Annotated[
+        bool, typer.Option("--ruled-out", help="The provider made no task: fail the job")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why it was ruled out")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON")] = False,
+) -> None:
+    """Settle a job whose submit outcome is unknown, as POST /v1/admin/jobs/{id}/adopt."""
+    if (task_id is None) == (not ruled_out):
+        _fail("give exactly one of TASK_ID or --ruled-out")
+    settings = _settings()
+    job = asyncio.run(_adopt(settings, job_id, task_id, reason))
+    if as_json:
+        typer.echo(json.dumps(job, indent=2))
+        return
+    provider = job.get("provider") or {}
+    typer.echo(f"{job['id']}  {job['status']}  task={provider.get('task_id')}")
+    typer.echo(f"cost: billed {job['cost']['billed']}  at_risk {job['cost']['at_risk']} USD")
+
+
+async def _adopt(
+    settings: Settings, job_id: str, task_id: str | None, reason: str | None
+) -> dict[str, Any]:
+    from app.errors import DomainError
+    from app.jobs import unknown
+    from app.jobs.views import to_out
+    from app.main import build_runtime
+
+    rt = await build_runtime(settings)
+    try:
+        if task_id is not None:
+            job = await unknown.operator_adopt(rt, job_id, task_id)
+        else:
+            job = await unknown.rule_out(rt, job_id, reason)
+        out: dict[str, Any] = to_out(job).model_dump(mode="json")
+        return out
+    except DomainError as exc:
+        _fail(f"{exc.code}: {exc.detail}", 1)
+    finally:
+        for client in (rt.upstream_client, rt.webhook_client, rt.media_client):
+            await client.aclose()
+        await rt.engine.dispose()
 
 
 def main() -> None:

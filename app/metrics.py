@@ -96,3 +96,25 @@ def upstream_call(provider: str, op: str) -> Iterator[None]:
     finally:
         UPSTREAM_LATENCY.labels(provider=provider, op=op).observe(time.monotonic() - started)
         UPSTREAM_CALLS.labels(provider=provider, op=op, outcome=outcome).inc()
+
+
+SUBMIT_UNKNOWN = Gauge(
+    "mgw_submit_unknown_jobs",
+    "Jobs whose submit outcome is unknown (sampled at scrape): `unresolved` = no task "
+    "found yet; `at_risk` = every job whose estimate counts in `at_risk_usd`",
+    ["kind"],
+    registry=REGISTRY,
+)
+SUBMIT_LOOKUPS = Counter(
+    "mgw_submit_lookups_total",
+    "Looks for the task of a create whose answer was lost, by outcome (a mechanism that "
+    "found it, not_found, error, window_closed, adopted_by_operator, ruled_out)",
+    ["provider", "outcome"],
+    registry=REGISTRY,
+)
+UPSTREAM_CHARGE_DRIFT = Counter(
+    "mgw_upstream_charge_drift_total",
+    "Settled jobs whose upstream-reported charge disagrees with our settlement",
+    ["provider"],
+    registry=REGISTRY,
+)

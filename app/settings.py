@@ -81,6 +81,15 @@ class ProviderConfig(BaseModel):
     price_1080p_usd_per_s: Decimal = Field(default=Decimal("0.1512"), gt=0, decimal_places=6)
     billing_rounding: BillingRounding = "nearest"
     enabled: bool = True
+    # Reconciling a create whose answer was lost (evolink kind; Kling always has its
+    # `external_task_id`). Only set `honors_idempotency_key` for an upstream known to
+    # return the existing task for a repeated `Idempotency-Key`: the replay is then safe.
+    honors_idempotency_key: bool = False
+    task_list_lookup: bool = True  # match the account's task list (`GET /v1/tasks`)
+    # The US dollars one unit of the upstream's own charge is worth (the aggregator's
+    # credits, Kling's units). Set: each settled job's reported charge is compared with our
+    # settlement, and a difference over a cent (or 1 %) is flagged as drift.
+    upstream_unit_usd: Decimal | None = Field(default=None, gt=0, decimal_places=8)
 
     @model_validator(mode="after")
     def _credentials_for_kind(self) -> ProviderConfig:
@@ -144,7 +153,14 @@ class Settings(BaseSettings):
     worker_concurrency: int = 8
     submit_retry_base_s: float = 2.0
     submit_retry_max_s: float = 120.0
-    submit_unknown_window_s: float = 600.0
+    # A create whose outcome is unknown is looked for (callback, lookup by our id, an
+    # idempotent replay, the task list) for this long after it was sent: longer than the
+    # provider's longest processing time, since the aggregator calls back only at the end.
+    # After it the job stays visible with `at_risk` until an operator adopts or rules out.
+    submit_unknown_window_s: float = 3 * 3600.0
+    submit_reconcile_first_s: float = 5.0
+    submit_reconcile_interval_s: float = 30.0
+    submit_reconcile_max_interval_s: float = 600.0
 
     poll_first_delay_s: float = 30.0
     poll_backoff_base_s: float = 5.0

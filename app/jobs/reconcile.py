@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -13,11 +14,15 @@ from app.clock import utcnow
 from app.jobs import archival, state, transitions
 from app.jobs import repository as repo
 from app.jobs.state import TERMINAL, Decision, JobStatus
+from app.metrics import UPSTREAM_CHARGE_DRIFT
 from app.models import Job
+from app.money import usd
 from app.providers.base import TaskSnapshot, TaskStatus
 from app.providers.registry import ProviderEntry
 from app.settings import Settings
 from app.statuses import ArchiveStatus
+
+log = logging.getLogger(__name__)
 
 STATUS_FROM_TASK = {
     TaskStatus.pending: JobStatus.submitted,
@@ -59,11 +64,43 @@ def _settle(
                 entry.config, job.quality, snapshot.video_duration_s
             )
         archival.start(job, settings, now)
+        record_upstream_charge(job, entry, snapshot)
     else:  # failed and cancelled tasks are refunded upstream
         job.cost_billed_usd, job.billed_seconds = Decimal("0"), 0
         if snapshot.status is TaskStatus.failed:
             job.error_code = snapshot.error_code or "upstream_failed"
             job.error_message = snapshot.error_message or "the provider reported the task as failed"
+
+
+def drift_tolerance(billed: Decimal) -> Decimal:
+    return max(Decimal("0.01"), billed * Decimal("0.01"))
+
+
+def record_upstream_charge(job: Job, entry: ProviderEntry | None, snapshot: TaskSnapshot) -> None:
+    """Keep what the upstream says it charged beside our settlement, and flag drift where
+    its unit has a configured price."""
+    if snapshot.upstream_charge is None:
+        return
+    job.upstream_charge = snapshot.upstream_charge
+    job.upstream_charge_unit = snapshot.upstream_charge_unit
+    unit_usd = entry.config.upstream_unit_usd if entry is not None else None
+    if unit_usd is None or job.cost_billed_usd is None:
+        return
+    theirs = usd(snapshot.upstream_charge * unit_usd)
+    job.upstream_charge_drift = abs(theirs - job.cost_billed_usd) > drift_tolerance(
+        job.cost_billed_usd
+    )
+    if job.upstream_charge_drift and entry is not None:
+        UPSTREAM_CHARGE_DRIFT.labels(provider=entry.name).inc()
+        log.warning(
+            "job %s: %s reports %s %s (%s USD); we settled %s USD",
+            job.id,
+            entry.name,
+            snapshot.upstream_charge,
+            snapshot.upstream_charge_unit,
+            theirs,
+            job.cost_billed_usd,
+        )
 
 
 async def apply_snapshot(
@@ -78,6 +115,8 @@ async def apply_snapshot(
     """The caller holds the row lock. Stale or repeated snapshots change nothing."""
     if job.provider_task_id is None:
         job.provider_task_id = snapshot.task_id
+    if job.provider_task_id == snapshot.task_id:
+        job.submit_unknown = False  # the task is known and reports on itself: no longer at risk
     seen = STATUS_FROM_TASK[snapshot.status]
     preview = state.observe(job.status, job.progress, seen, snapshot.progress)
     if preview.status_changed and preview.status in TERMINAL:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, not_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,17 +80,73 @@ async def list_jobs(
 
 
 async def list_recent(
-    session: AsyncSession, *, limit: int, stuck_before: datetime | None = None
+    session: AsyncSession,
+    *,
+    limit: int,
+    stuck_before: datetime | None = None,
+    submit_unknown: bool = False,
 ) -> list[Job]:
     """Every client's jobs, newest first (the admin view). With `stuck_before`: only live
-    jobs unchanged since then, or whose submit has an unknown outcome."""
+    jobs unchanged since then, or whose submit has an unknown outcome. With
+    `submit_unknown`: only jobs whose submit outcome is unknown (whatever their status:
+    these are the jobs whose `cost.at_risk` is not zero)."""
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if stuck_before is not None:
         stmt = stmt.where(
             Job.status.in_(sorted(LIVE)),
             or_(Job.updated_at < stuck_before, Job.submit_unknown.is_(True)),
         )
+    if submit_unknown:
+        stmt = stmt.where(Job.submit_unknown.is_(True))
     return list((await session.execute(stmt)).scalars())
+
+
+# A submit whose outcome is unknown and whose task nobody has found yet: the reconciler
+# looks for it, the deadline does not hide it, only a found task or an operator ends it.
+_UNRESOLVED = and_(
+    Job.status == JobStatus.submitting,
+    Job.submit_unknown.is_(True),
+    Job.provider_task_id.is_(None),
+)
+
+
+async def claim_due_lookups(
+    session: AsyncSession, *, now: datetime, limit: int, lease_s: float
+) -> list[Job]:
+    """Claim unresolved unknown-outcome submits whose next look is due, and push that look
+    out by a lease (which also recovers a reconciler that died mid-look). SKIP LOCKED: N
+    replicas get disjoint rows."""
+    stmt = (
+        select(Job)
+        .where(_UNRESOLVED, Job.next_attempt_at <= now)
+        .order_by(Job.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    jobs = list((await session.execute(stmt)).scalars())
+    for job in jobs:
+        job.next_attempt_at = now + timedelta(seconds=lease_s)
+    await session.flush()
+    return jobs
+
+
+async def job_with_task(
+    session: AsyncSession, *, provider: str, task_id: str, other_than: str
+) -> str | None:
+    """The id of another job that already tracks this upstream task, if any."""
+    stmt = select(Job.id).where(
+        Job.provider_name == provider, Job.provider_task_id == task_id, Job.id != other_than
+    )
+    return (await session.execute(stmt.limit(1))).scalar_one_or_none()
+
+
+async def count_submit_unknown(session: AsyncSession) -> dict[str, int]:
+    """Unknown-outcome jobs: `unresolved` (no task found yet) and `at_risk` (all whose
+    estimate counts as at risk)."""
+    unresolved = func.count().filter(_UNRESOLVED)
+    at_risk = func.count().filter(Job.submit_unknown.is_(True), Job.cost_billed_usd.is_(None))
+    row = (await session.execute(select(unresolved, at_risk))).one()
+    return {"unresolved": int(row[0]), "at_risk": int(row[1])}
 
 
 async def list_events(session: AsyncSession, job_id: str) -> Sequence[JobEvent]:
@@ -146,8 +202,9 @@ async def claim_due_polls(
 
 
 async def claim_stale(session: AsyncSession, *, now: datetime, limit: int) -> list[Job]:
-    """Jobs the janitor must settle: past their deadline, or a submit whose outcome is unknown
-    (a lease that ran out mid-submit, or an unknown window that closed). SKIP LOCKED as above."""
+    """Jobs the janitor must settle: past their deadline (except an unresolved unknown
+    submit: expiring it would hide a task that may be running and billed), or a submit
+    whose lease ran out mid-call (its outcome becomes unknown). SKIP LOCKED as above."""
     stmt = (
         select(Job)
         .where(
@@ -155,11 +212,13 @@ async def claim_stale(session: AsyncSession, *, now: datetime, limit: int) -> li
                 and_(
                     Job.status.in_(sorted(LIVE)),
                     Job.deadline_at <= now,
+                    not_(_UNRESOLVED),
                 ),
                 and_(
                     Job.status == JobStatus.submitting,
                     Job.provider_task_id.is_(None),
-                    or_(Job.locked_until <= now, Job.next_attempt_at <= now),
+                    Job.submit_unknown.is_(False),
+                    Job.locked_until <= now,
                 ),
             )
         )

@@ -182,12 +182,24 @@ class JobError(BaseModel):
     message: str
 
 
+class UpstreamCharge(BaseModel):
+    """What the upstream itself reported it charged, beside our settlement."""
+
+    amount: str = Field(description="In the upstream's own unit, as a decimal string.")
+    unit: str = Field(description="`credits` (the aggregator) or `units` (Kling).")
+    drift: bool | None = Field(
+        description="The reported charge disagrees with `billed` (null: not judged, as "
+        "the unit has no configured price)."
+    )
+
+
 class JobCost(BaseModel):
     currency: Literal["USD"] = "USD"
     estimated: Money
     billed: Money
     billed_seconds: int | None
     at_risk: Money
+    upstream: UpstreamCharge | None = None
 
 
 class JobOut(BaseModel):
@@ -232,3 +244,29 @@ class JobEventOut(BaseModel):
 
 class JobEventList(BaseModel):
     data: list[JobEventOut]
+
+
+class JobAdopt(BaseModel):
+    """`POST /v1/admin/jobs/{id}/adopt`: exactly one of `task_id` or `ruled_out: true`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The upstream task an operator found for this job's create.",
+    )
+    ruled_out: bool = Field(
+        default=False,
+        description="The provider made no task for this create: fail the job, clear at_risk.",
+    )
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why it was ruled out (kept in the error)."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> JobAdopt:
+        if (self.task_id is None) == (not self.ruled_out):
+            raise ValueError("give exactly one of task_id or ruled_out: true")
+        return self

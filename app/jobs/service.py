@@ -222,11 +222,16 @@ async def list_jobs(
     return JobList(data=[to_out(j) for j in page], next_cursor=page[-1].id if more else None)
 
 
-async def list_all_jobs(session: AsyncSession, *, stuck: bool, limit: int) -> JobList:
+async def list_all_jobs(
+    session: AsyncSession, *, stuck: bool, limit: int, submit_unknown: bool = False
+) -> JobList:
     """Jobs of every client, newest first, for operators; `stuck`: live jobs with no change
-    for `STUCK_AFTER`, or a submit whose outcome is unknown. One page, no cursor."""
+    for `STUCK_AFTER`, or a submit whose outcome is unknown; `submit_unknown`: only jobs
+    whose submit outcome is unknown. One page, no cursor."""
     stuck_before = utcnow() - STUCK_AFTER if stuck else None
-    jobs = await repo.list_recent(session, limit=limit, stuck_before=stuck_before)
+    jobs = await repo.list_recent(
+        session, limit=limit, stuck_before=stuck_before, submit_unknown=submit_unknown
+    )
     return JobList(data=[to_out(j) for j in jobs], next_cursor=None)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.jobs.schemas import JobCost, JobError, JobOut, JobResult, ProviderRef
+from app.jobs.schemas import JobCost, JobError, JobOut, JobResult, ProviderRef, UpstreamCharge
 from app.models import Job
 from app.money import ZERO
 
@@ -35,6 +35,13 @@ def to_out(job: Job) -> JobOut:
             billed=job.cost_billed_usd if job.cost_billed_usd is not None else ZERO,
             billed_seconds=job.billed_seconds,
             at_risk=at_risk_usd(job),
+            upstream=UpstreamCharge(
+                amount=f"{job.upstream_charge:f}",
+                unit=job.upstream_charge_unit or "units",
+                drift=job.upstream_charge_drift,
+            )
+            if job.upstream_charge is not None
+            else None,
         ),
         version=job.version,
         created_at=job.created_at,

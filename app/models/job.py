@@ -109,6 +109,11 @@ class Job(Base):
     cost_estimated_usd: Mapped[Decimal] = mapped_column(Numeric(12, 4))
     cost_billed_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 4), nullable=True)
     billed_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # What the upstream reported it charged, in its own unit, beside our settlement; drift
+    # = the two disagree (only judged where the provider's unit has a configured price).
+    upstream_charge: Mapped[Decimal | None] = mapped_column(Numeric(16, 4), nullable=True)
+    upstream_charge_unit: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    upstream_charge_drift: Mapped[bool | None] = mapped_column(nullable=True)
 
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -10,7 +10,7 @@ from app.db.engine import ping
 from app.db.migrate import current_revision, head_revision
 from app.delivery import repository as delivery_repo
 from app.jobs import repository as job_repo
-from app.metrics import DELIVERY_BACKLOG, DELIVERY_BACKLOG_AGE, JOBS_BY_STATUS
+from app.metrics import DELIVERY_BACKLOG, DELIVERY_BACKLOG_AGE, JOBS_BY_STATUS, SUBMIT_UNKNOWN
 from app.ops.schemas import Readiness
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ async def sample_gauges(rt: Runtime) -> None:
         async with rt.session_factory() as session:
             for status, count in (await job_repo.count_by_status(session)).items():
                 JOBS_BY_STATUS.labels(status=status).set(count)
+            for kind, count in (await job_repo.count_submit_unknown(session)).items():
+                SUBMIT_UNKNOWN.labels(kind=kind).set(count)
             DELIVERY_BACKLOG.clear()
             DELIVERY_BACKLOG_AGE.clear()
             for state, count, oldest_s in await delivery_repo.backlog(session, utcnow()):

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 
@@ -52,7 +54,27 @@ class TaskSnapshot:
     estimated_time_s: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # What the upstream says it charges for the task, in its own unit (the aggregator's
+    # opaque credits, Kling's deducted units), when it says so.
+    upstream_charge: Decimal | None = None
+    upstream_charge_unit: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+class Mechanism(enum.StrEnum):
+    """The ways an adapter can find the task of a create whose answer was lost."""
+
+    external_id = "external_id"  # the upstream keeps our job id and can be asked by it
+    idempotent_replay = "idempotent_replay"  # the create again, same key: the same task
+    task_list = "task_list"  # the account's task list, matched by time and request
+
+
+@dataclass(frozen=True)
+class FoundTask:
+    """A task an adapter found for a job, and how it found it."""
+
+    snapshot: TaskSnapshot
+    mechanism: Mechanism
 
 
 class ProviderError(Exception):
@@ -95,6 +117,8 @@ class Provider(Protocol):
     """What the router, the submitter, the poller and the inbound endpoint call."""
 
     name: str
+    # The mechanisms `find_task` tries, in order; empty: it can find nothing.
+    reconcile_mechanisms: tuple[Mechanism, ...]
 
     async def submit(self, request: SubmitRequest) -> TaskSnapshot: ...
 
@@ -103,3 +127,11 @@ class Provider(Protocol):
     async def cancel(self, task_id: str) -> TaskSnapshot: ...
 
     def parse_callback(self, body: bytes) -> TaskSnapshot: ...
+
+    async def find_task(
+        self, request: SubmitRequest, *, submitted_at: datetime, idempotency_key: str
+    ) -> FoundTask | None:
+        """The task a create of `request` (sent at `submitted_at` with `idempotency_key`)
+        made, found without ever making a second one; None when none was found. Raises
+        `RetryableError` when the upstream could not be asked."""
+        ...

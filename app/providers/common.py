@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -64,3 +65,14 @@ def retry_after_s(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def optional_decimal(value: Any) -> Decimal | None:
+    """A non-negative amount from a number or a numeric string; None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() and number >= 0 else None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +21,8 @@ import httpx
 from app.providers.base import (
     AmbiguousError,
     CancelNotSupported,
+    FoundTask,
+    Mechanism,
     PermanentError,
     ProviderError,
     RetryableError,
@@ -30,6 +33,7 @@ from app.providers.base import (
 from app.providers.common import (
     create_transport_error,
     fetch_transport_error,
+    optional_decimal,
     optional_float,
     retry_after_s,
 )
@@ -63,6 +67,11 @@ _DEFAULT_CODES: dict[int, str] = {
     504: "gateway_timeout",
 }
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
+# The task list is read once per look, newest first; a task older than this page is left
+# to the other mechanisms and to the operator.
+LIST_LIMIT = 100
+# Clock skew allowed between our `submit_sent_at` and the upstream's `created`.
+LIST_SKEW_S = 300.0
 
 
 class EvolinkProvider:
@@ -76,9 +85,21 @@ class EvolinkProvider:
         client: httpx.AsyncClient,
         timeout_s: float = 30.0,
         query_timeout_s: float | None = None,
+        *,
+        honors_idempotency_key: bool = False,
+        task_list_lookup: bool = True,
     ) -> None:
-        """`timeout_s` bounds a create; `query_timeout_s` (default: the same) a fetch."""
+        """`timeout_s` bounds a create; `query_timeout_s` (default: the same) a fetch.
+        `honors_idempotency_key`: the upstream answers a repeated `Idempotency-Key` with
+        the task it made (undocumented; set only where confirmed): `find_task` may then
+        replay the create. `task_list_lookup`: `find_task` may read `GET /v1/tasks`."""
         self.name = name
+        mechanisms = []
+        if honors_idempotency_key:
+            mechanisms.append(Mechanism.idempotent_replay)
+        if task_list_lookup:
+            mechanisms.append(Mechanism.task_list)
+        self.reconcile_mechanisms: tuple[Mechanism, ...] = tuple(mechanisms)
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._client = client
@@ -86,11 +107,14 @@ class EvolinkProvider:
         self._query_timeout_s = query_timeout_s if query_timeout_s is not None else timeout_s
 
     async def submit(self, request: SubmitRequest) -> TaskSnapshot:
+        return await self._create(request, idempotency_key=request.job_id)
+
+    async def _create(self, request: SubmitRequest, *, idempotency_key: str) -> TaskSnapshot:
         try:
             response = await self._client.post(
                 f"{self._base_url}/v1/videos/generations",
                 json=build_create_body(request),
-                headers=self._headers(idempotency_key=request.job_id),
+                headers=self._headers(idempotency_key=idempotency_key),
                 timeout=self._timeout_s,
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -121,6 +145,59 @@ class EvolinkProvider:
 
     async def cancel(self, task_id: str) -> TaskSnapshot:
         raise CancelNotSupported()
+
+    async def find_task(
+        self, request: SubmitRequest, *, submitted_at: datetime, idempotency_key: str
+    ) -> FoundTask | None:
+        """The replay first (it names the task outright), then the task list. A failed
+        replay is not final while the list can still answer; when nothing could be asked
+        the first error is raised, so the caller looks again later."""
+        failure: ProviderError | None = None
+        if Mechanism.idempotent_replay in self.reconcile_mechanisms:
+            try:
+                snapshot = await self._create(request, idempotency_key=idempotency_key)
+                return FoundTask(snapshot, Mechanism.idempotent_replay)
+            except ProviderError as exc:
+                # 4xx: it refuses the input now; 5xx/timeouts: it could not say. Either
+                # way the replay made at most the one task the key names.
+                failure = exc
+        if Mechanism.task_list in self.reconcile_mechanisms:
+            try:
+                listed = await self.list_tasks()
+            except ProviderError as exc:
+                raise (failure or exc) from exc
+            found = match_listed(
+                listed, request, submitted_at=submitted_at, timeout_s=self._timeout_s
+            )
+            return None if found is None else FoundTask(found, Mechanism.task_list)
+        if failure is not None and not isinstance(failure, PermanentError):
+            raise failure
+        return None
+
+    async def list_tasks(self) -> list[Mapping[str, Any]]:
+        """The account's newest tasks (`GET /v1/tasks`, secondary sources), raw."""
+        try:
+            response = await self._client.get(
+                f"{self._base_url}/v1/tasks",
+                params={"limit": LIST_LIMIT},
+                headers=self._headers(),
+                timeout=self._query_timeout_s,
+            )
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise fetch_transport_error(exc) from exc
+        if not response.is_success:
+            error = _fetch_status_error(response)
+            if isinstance(error, PermanentError):  # no list here: nothing to find with it
+                raise RetryableError(error.code, error.message, status_code=error.status_code)
+            raise error
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise RetryableError("bad_response", f"unreadable task list: {exc}") from exc
+        data = body.get("data") if isinstance(body, Mapping) else body
+        if not isinstance(data, list):
+            raise RetryableError("bad_response", "the task list has no data array")
+        return [item for item in data if isinstance(item, Mapping)]
 
     def parse_callback(self, body: bytes) -> TaskSnapshot:
         try:
@@ -160,6 +237,64 @@ def build_create_body(request: SubmitRequest) -> dict[str, Any]:
     return body
 
 
+# --- reconciliation ------------------------------------------------------------------
+
+
+def _listed_text(item: Mapping[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value if isinstance(value, str) else None
+
+
+def _names_our_job(item: Mapping[str, Any], request: SubmitRequest) -> bool | None:
+    """True/False when the listed task shows its request (callback URL or inputs), None
+    when it shows nothing to judge by."""
+    callback = _listed_text(item, "callback_url")
+    if request.callback_url is not None and callback is not None:
+        # Our callback URL carries our job id (and a token only we can make).
+        return callback == request.callback_url
+    shown = {key: _listed_text(item, key) for key in ("image_urls", "video_urls", "prompt")}
+    if shown["image_urls"] is None or shown["video_urls"] is None:
+        return None
+    return (
+        shown["image_urls"] == request.image_url
+        and shown["video_urls"] == request.video_url
+        and shown["prompt"] == request.prompt
+        and item.get("quality") in (None, request.quality)
+    )
+
+
+def match_listed(
+    listed: Sequence[Mapping[str, Any]],
+    request: SubmitRequest,
+    *,
+    submitted_at: datetime,
+    timeout_s: float,
+) -> TaskSnapshot | None:
+    """The one listed task our create made, or None. Conservative: a task counts only if it
+    was created between our send (less the skew) and the end of our create's timeout (plus
+    the skew), is of our model, and its shown request is ours; anything but exactly one such
+    task (none, several, or tasks that show no request) adopts nothing."""
+    low = submitted_at.timestamp() - LIST_SKEW_S
+    high = submitted_at.timestamp() + timeout_s + LIST_SKEW_S
+    matches: list[Mapping[str, Any]] = []
+    for item in listed:
+        created = optional_float(item.get("created"))
+        if created is None or not low <= created <= high:
+            continue
+        if item.get("model") not in (None, MODEL):
+            continue
+        if _names_our_job(item, request):
+            matches.append(item)
+    if len(matches) != 1:
+        return None
+    try:
+        return parse_task(matches[0])
+    except ValueError:
+        return None
+
+
 # --- parsing -------------------------------------------------------------------------
 
 
@@ -176,6 +311,9 @@ def parse_task(data: Any) -> TaskSnapshot:
     raw_info = data.get("task_info")
     info: Mapping[str, Any] = raw_info if isinstance(raw_info, Mapping) else {}
     code, message = _task_error(data.get("error"))
+    raw_usage = data.get("usage")
+    usage: Mapping[str, Any] = raw_usage if isinstance(raw_usage, Mapping) else {}
+    credits = optional_decimal(usage.get("credits_reserved"))
     return TaskSnapshot(
         task_id=task_id,
         status=status,
@@ -185,6 +323,8 @@ def parse_task(data: Any) -> TaskSnapshot:
         estimated_time_s=_optional_int(info.get("estimated_time")),
         error_code=code,
         error_message=message,
+        upstream_charge=credits,
+        upstream_charge_unit="credits" if credits is not None else None,
         raw=dict(data),
     )
 

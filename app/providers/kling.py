@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +23,8 @@ import jwt
 from app.providers.base import (
     AmbiguousError,
     CancelNotSupported,
+    FoundTask,
+    Mechanism,
     PermanentError,
     ProviderError,
     RetryableError,
@@ -31,6 +35,7 @@ from app.providers.base import (
 from app.providers.common import (
     create_transport_error,
     fetch_transport_error,
+    optional_decimal,
     optional_float,
     retry_after_s,
 )
@@ -119,6 +124,8 @@ class KlingProvider:
         self._clock = clock
         self._token: str | None = None
         self._token_refresh_at = 0.0
+        # Every create carries `external_task_id` = our job id, and §B queries by it.
+        self.reconcile_mechanisms: tuple[Mechanism, ...] = (Mechanism.external_id,)
 
     async def submit(self, request: SubmitRequest) -> TaskSnapshot:
         body = build_create_body(request)
@@ -155,6 +162,23 @@ class KlingProvider:
 
     async def cancel(self, task_id: str) -> TaskSnapshot:
         raise CancelNotSupported()
+
+    async def find_task(
+        self, request: SubmitRequest, *, submitted_at: datetime, idempotency_key: str
+    ) -> FoundTask | None:
+        """The task whose `external_task_id` is our job id (§B's query takes either id);
+        None when Kling has none. The answer is checked to name our id back."""
+        try:
+            snapshot = await self.fetch(request.job_id)
+        except PermanentError as exc:
+            if exc.code == "task_not_found":
+                return None
+            raise RetryableError(exc.code, exc.message, status_code=exc.status_code) from exc
+        info = snapshot.raw.get("task_info")
+        named = info.get("external_task_id") if isinstance(info, Mapping) else None
+        if named not in (None, request.job_id):
+            return None  # another task answered: never adopt it
+        return FoundTask(snapshot, Mechanism.external_id)
 
     def parse_callback(self, body: bytes) -> TaskSnapshot:
         """The bare task object Kling posts; a wrapped one is accepted too."""
@@ -231,6 +255,7 @@ def parse_task(data: Any) -> TaskSnapshot:
     videos = _videos(data.get("task_result"))
     message = data.get("task_status_msg")
     failed = status is TaskStatus.failed
+    deducted = _deduction(data)
     return TaskSnapshot(
         task_id=task_id,
         status=status,
@@ -240,8 +265,20 @@ def parse_task(data: Any) -> TaskSnapshot:
         # Kling names no failure code; its `task_status_msg` is free text.
         error_code="generation_failed" if failed else None,
         error_message=str(message) if failed and message else None,
+        upstream_charge=deducted,
+        upstream_charge_unit="units" if deducted is not None else None,
         raw=dict(data),
     )
+
+
+def _deduction(data: Mapping[str, Any]) -> Decimal | None:
+    """Kling's deducted units (`final_unit_deduction`), in `task_result` or beside it."""
+    result = data.get("task_result")
+    for holder in (result if isinstance(result, Mapping) else {}, data):
+        amount = optional_decimal(holder.get("final_unit_deduction"))
+        if amount is not None:
+            return amount
+    return None
 
 
 def _videos(result: Any) -> list[Mapping[str, Any]]:

@@ -93,6 +93,8 @@ def build_adapter(
         client=client,
         timeout_s=submit_s,
         query_timeout_s=query_s,
+        honors_idempotency_key=config.honors_idempotency_key,
+        task_list_lookup=config.task_list_lookup,
     )
 
 

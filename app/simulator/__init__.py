@@ -24,6 +24,7 @@ Global faults: `POST /_sim/faults` with one rule per scope, e.g.
     {"create": {"timeout": true, "count": 1}}             task created, answer held
     {"query": {"status": 500, "count": 3}}  {"query": {"timeout": true, "hang_s": 5}}
     {"result": {"status": 503}}             {"callbacks": {"drop": true, "delay_s": 1}}
+    {"list": {"status": 503}}               the aggregator's task list only
 `count` = the next N matches, omitted = until `DELETE /_sim/faults`. Also
 `GET /_sim/faults`, `GET /_sim/tasks[/{id}]` and
 `POST /_sim/tasks/{id}/complete|fail|cancel`.

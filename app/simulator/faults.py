@@ -128,9 +128,11 @@ class FaultRules(BaseModel):
     query: RequestFault | None = None
     result: RequestFault | None = None
     callbacks: CallbackFault | None = None
+    # The aggregator's task list (`GET /v1/tasks`); without it a `query` rule applies there.
+    list: RequestFault | None = None
 
 
-RequestScope = Literal["create", "query", "result"]
+RequestScope = Literal["create", "query", "result", "list"]
 
 
 @dataclass
@@ -156,7 +158,7 @@ class FaultBook:
         self._armed: dict[str, _Armed] = {}
 
     def install(self, rules: FaultRules) -> None:
-        for scope in ("create", "query", "result", "callbacks"):
+        for scope in ("create", "query", "result", "callbacks", "list"):
             rule: RequestFault | CallbackFault | None = getattr(rules, scope)
             if rule is not None:
                 self._armed[scope] = _Armed(rule, rule.count)

@@ -172,8 +172,8 @@ class Simulator:
         return self.wire.answer(self.render(task))
 
     async def list_tasks(self, api_key: str) -> list[SimTask]:
-        """The account's tasks, newest first; a `query` fault applies as to one query."""
-        rule = self.faults.take_request("query")
+        """The account's tasks, newest first; a `list` fault applies, else a `query` one."""
+        rule = self.faults.take_request("list") or self.faults.take_request("query")
         if rule is not None:
             await self._apply_late_fault(rule)
         return [task for task in reversed(self.store.all()) if task.api_key == api_key]

@@ -15,17 +15,20 @@ from app.db.engine import transaction
 from app.delivery import repository as delivery_repo
 from app.inbound.selfcheck import check_callback_mode
 from app.jobs import repository as repo
-from app.jobs import transitions
+from app.jobs import transitions, unknown
 from app.jobs.state import Command, JobStatus
 from app.media import repository as media_repo
 from app.metrics import MEDIA_PURGED
 from app.models import Job
 from app.runtime import Runtime
+from app.workers import reconciler
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY_S = 300.0
 PURGE_BATCH: Final = 200
+
+log = logging.getLogger(__name__)
 
 
 class Janitor:
@@ -37,7 +40,8 @@ class Janitor:
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
             await self.housekeeping()
-        return await settle_stale(self._rt)
+        settled = await settle_stale(self._rt)
+        return settled + await reconciler.step(self._rt)
 
     async def housekeeping(self) -> None:
         """Re-check our callback URL (DNS can change) and apply log retention."""
@@ -95,23 +99,20 @@ async def settle_stale(rt: Runtime) -> int:
 
 
 async def settle(rt: Runtime, session: AsyncSession, job: Job) -> None:
+    """Expire a job past its deadline, or mark a submit whose worker died mid-call as of
+    unknown outcome (the reconciler then looks for its task at once). An unresolved
+    unknown submit is never failed here: `app.jobs.unknown` says who ends it."""
     now = utcnow()
-    if job.deadline_at <= now:
+    if job.deadline_at <= now and not unknown.unresolved(job):
         job.error_code = "deadline_exceeded"
         job.error_message = "no terminal answer from the provider before the job's deadline"
         await transitions.command(session, job, Command.expire, source="janitor")
         return
-    if job.status is not JobStatus.submitting:
+    if job.status is not JobStatus.submitting or job.submit_unknown:
         return
-    if not job.submit_unknown:
+    if job.provider_task_id is None and job.locked_until is not None and job.locked_until <= now:
         # The worker that sent it died mid-call: the request may have reached the provider.
         job.submit_unknown = True
         job.locked_until = None
-        job.next_attempt_at = now + timedelta(seconds=rt.settings.submit_unknown_window_s)
-        return
-    job.error_code = "submit_outcome_unknown"
-    job.error_message = (
-        "the provider may or may not have accepted the job and never reported on it; "
-        "it was not resubmitted, to avoid paying twice"
-    )
-    await transitions.command(session, job, Command.fail, source="janitor")
+        job.next_attempt_at = now
+        log.warning("submit of %s: its worker died mid-call; the outcome is unknown", job.id)

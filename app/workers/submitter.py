@@ -17,7 +17,7 @@ from app.db.engine import transaction
 from app.inbound.tokens import callback_url
 from app.jobs import reconcile, transitions
 from app.jobs import repository as repo
-from app.jobs.state import Command, JobStatus
+from app.jobs.state import TERMINAL, Command, JobStatus
 from app.metrics import upstream_call
 from app.models import Job
 from app.providers.base import (
@@ -176,7 +176,22 @@ async def record_success(rt: Runtime, attempt: Attempt, snapshot: TaskSnapshot) 
         if job is None:
             return
         if job.status is not JobStatus.submitting:
-            if job.provider_task_id != snapshot.task_id:
+            if job.provider_task_id is None and job.status in TERMINAL:
+                # Expired (or failed) while its create was in flight, and the provider made
+                # the task after all: a paid task. Keep its id, and its estimate at risk,
+                # so the charge stays visible (usage, the admin list of unknown submits).
+                job.provider_task_id = snapshot.task_id
+                job.submit_unknown = True
+                job.cost_billed_usd = None  # never billed: a job with no task billed nothing
+                job.billed_seconds = None
+                log.warning(
+                    "job %s ended %s while its create was in flight; the provider made task "
+                    "%s, kept with its estimate at risk",
+                    job.id,
+                    job.status,
+                    snapshot.task_id,
+                )
+            elif job.provider_task_id != snapshot.task_id:
                 log.warning(
                     "job %s moved on with task %s; the create answered %s",
                     job.id,
@@ -207,13 +222,28 @@ async def record_failure(rt: Runtime, attempt: Attempt, exc: ProviderError) -> N
     detail = {"provider": attempt.entry.name, "error": exc.code, "message": exc.message[:500]}
     async with transaction(rt.session_factory) as session:
         job = await repo.lock_job(session, attempt.job_id)
-        if job is None or job.status is not JobStatus.submitting:
+        if job is None:
+            return
+        if job.status is not JobStatus.submitting:
+            # Ended while its create was out, and the create may have made a task: keep its
+            # estimate at risk, visible, rather than forget it.
+            orphan = job.provider_task_id is None and job.cost_billed_usd is None
+            if isinstance(exc, AmbiguousError) and job.status in TERMINAL and orphan:
+                job.submit_unknown = True
+                log.warning(
+                    "job %s ended %s while its create was out; the create's outcome is "
+                    "unknown (%s), its estimate is kept at risk",
+                    job.id,
+                    job.status,
+                    exc.code,
+                )
             return
         job.locked_until = None
         job.submit_unknown = isinstance(exc, AmbiguousError)  # a definite refusal is known
         if isinstance(exc, AmbiguousError):
-            # Never resubmit blindly: wait for a callback naming our job, then give up visibly.
-            job.next_attempt_at = now + timedelta(seconds=rt.settings.submit_unknown_window_s)
+            # Never resubmit blindly: a callback naming our job, or the reconciler's lookups
+            # (app/workers/reconciler.py), find the task; until then its estimate is at risk.
+            job.next_attempt_at = now + timedelta(seconds=rt.settings.submit_reconcile_first_s)
             log.warning(
                 "submit of %s to %s has an unknown outcome: %s", job.id, attempt.entry.name, exc
             )

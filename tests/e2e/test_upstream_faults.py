@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -74,29 +75,41 @@ async def test_create_timeout_is_reconciled_by_the_callback_not_resubmitted(
     assert "submitted" not in [e["to_status"] for e in history]  # went submitting → succeeded
 
 
-async def test_create_timeout_without_callback_fails_visibly_after_the_window(
+async def test_create_timeout_without_callback_is_found_in_the_task_list(
     make_stack: StackFactory,
 ) -> None:
+    """No answer and no callback: the reconciler finds the task in the aggregator's list
+    (by our callback URL in it) and the job finishes; nothing is sent twice."""
     async with make_stack(sim={"fault_hang_s": 4.0}) as stack:
         await set_faults(
             stack.simulator,
             {"create": {"timeout": True, "count": 1}, "callbacks": {"drop": True}},
         )
-        job, _ = await run_one_job(stack)
+        job, history = await run_one_job(stack)
         tasks = stack.simulator.simulator.store.all()
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "submit_outcome_unknown"
+    assert job["status"] == "succeeded"
     assert len(tasks) == 1  # never resubmitted
+    assert job["provider"]["task_id"] == tasks[0].id
+    assert job["cost"]["at_risk"] == "0.0000"
+    assert_history_is_clean(history)
 
 
 async def test_create_500_is_ambiguous_and_never_resubmitted(make_stack: StackFactory) -> None:
+    """The 500 made no task: nothing finds one, so the job stays visibly unknown, its
+    estimate at risk, past the window (an operator settles it: tests/e2e/test_lost_creates)."""
     async with make_stack() as stack:
         await set_faults(stack.simulator, {"create": {"status": 500, "count": 1}})
-        job, _ = await run_one_job(stack)
+        key = await stack.gateway.new_client()
+        async with stack.gateway.http(key) as http:
+            job_id = await create_job(http, job_body())
+            await asyncio.sleep(stack.gateway.runtime.settings.submit_unknown_window_s + 1.0)
+            job = (await http.get(f"/v1/jobs/{job_id}")).json()
+            usage = (await http.get("/v1/usage")).json()
         tasks = stack.simulator.simulator.store.all()
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "submit_outcome_unknown"
+    assert (job["status"], job["error"]) == ("submitting", None)
+    assert job["cost"]["at_risk"] == job["cost"]["estimated"] == usage["at_risk_usd"]
     assert tasks == []
+    assert stack.simulator.simulator.store.create_calls == 1
 
 
 async def test_permanent_create_refusal_fails_the_job(make_stack: StackFactory) -> None:

@@ -187,23 +187,65 @@ async def test_stale_includes_every_live_job_past_its_deadline(db_steps: Steps) 
     assert sorted(await _claim(rt, _stale)) == sorted(j.id for j in past)
 
 
-async def test_stale_includes_submits_whose_lease_or_unknown_window_ran_out(
-    db_steps: Steps,
-) -> None:
+async def test_stale_includes_submits_whose_lease_ran_out(db_steps: Steps) -> None:
     rt = db_steps.runtime
     crashed = await _row(db_steps, status=JobStatus.submitting, locked_until=ago(1))
-    window_closed = await _row(
+    await _row(  # its outcome is unknown already: the reconciler's, never the janitor's
         db_steps, status=JobStatus.submitting, submit_unknown=True, next_attempt_at=ago(1)
     )
+    await _row(  # ... even past its deadline: expiring it would hide a task that may be billed
+        db_steps, status=JobStatus.submitting, submit_unknown=True, deadline_at=ago(1)
+    )
     await _row(db_steps, status=JobStatus.submitting, locked_until=later(60))  # in flight
-    await _row(
-        db_steps, status=JobStatus.submitting, submit_unknown=True, next_attempt_at=later(60)
-    )  # window still open
     await _row(  # a callback named its task: the poller's, not the janitor's
         db_steps, status=JobStatus.submitting, provider_task_id="task-1", locked_until=ago(1)
     )
 
-    assert sorted(await _claim(rt, _stale)) == sorted([crashed.id, window_closed.id])
+    assert sorted(await _claim(rt, _stale)) == [crashed.id]
+
+
+async def _lookups(session: AsyncSession, now: datetime) -> list[Job]:
+    return await repo.claim_due_lookups(session, now=now, limit=10, lease_s=30.0)
+
+
+async def test_lookups_claim_due_unresolved_unknown_submits_and_lease_them(
+    db_steps: Steps,
+) -> None:
+    rt = db_steps.runtime
+    due = await _row(
+        db_steps, status=JobStatus.submitting, submit_unknown=True, next_attempt_at=ago(1)
+    )
+    await _row(  # not yet due
+        db_steps, status=JobStatus.submitting, submit_unknown=True, next_attempt_at=later(60)
+    )
+    await _row(  # the window closed: nothing looks automatically any more
+        db_steps, status=JobStatus.submitting, submit_unknown=True, next_attempt_at=None
+    )
+    await _row(  # its task is known
+        db_steps,
+        status=JobStatus.submitting,
+        submit_unknown=True,
+        provider_task_id="task-1",
+        next_attempt_at=ago(1),
+    )
+    await _row(db_steps, status=JobStatus.submitting, next_attempt_at=ago(1))  # in flight
+
+    assert await _claim(rt, _lookups) == [due.id]
+    assert await _claim(rt, _lookups) == []  # leased
+
+
+async def test_lookups_skip_a_row_another_transaction_holds(db_steps: Steps) -> None:
+    rt = db_steps.runtime
+    fields: dict[str, Any] = {
+        "status": JobStatus.submitting,
+        "submit_unknown": True,
+        "next_attempt_at": ago(1),
+    }
+    held = await _row(db_steps, **fields)
+    free = await _row(db_steps, **fields)
+
+    async with _held(rt, held.id):
+        assert await _claim(rt, _lookups) == [free.id]
 
 
 async def test_stale_honours_the_limit(db_steps: Steps) -> None:
@@ -246,5 +288,5 @@ async def test_terminal_jobs_are_never_claimed(db_steps: Steps) -> None:
             completed_at=ago(5),
         )
 
-    for claim in (_submits, _polls, _stale):
+    for claim in (_submits, _polls, _stale, _lookups):
         assert await _claim(db_steps.runtime, claim) == [], claim.__name__

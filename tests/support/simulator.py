@@ -28,6 +28,7 @@ import httpx
 import jwt
 from fastapi import FastAPI, Request, Response
 
+from app.settings import ProviderConfig
 from app.simulator.app import create_simulator_app
 from app.simulator.config import SimulatorConfig
 from app.simulator.service import Simulator
@@ -241,3 +242,16 @@ async def admin_tasks(running: RunningSimulator) -> list[dict[str, Any]]:
     response.raise_for_status()
     tasks: list[dict[str, Any]] = response.json()["tasks"]
     return tasks
+
+
+def kling_provider_config(base_url: str, name: str = "kling", **fields: Any) -> ProviderConfig:
+    """A gateway `ProviderConfig` for a simulator on the Kling wire (`fast_kling_config`)."""
+    config = fast_kling_config()
+    return ProviderConfig(
+        name=name,
+        kind="kling",
+        base_url=base_url,
+        access_key=config.kling_access_key,
+        secret_key=config.kling_secret_key,
+        **fields,
+    )

@@ -51,3 +51,10 @@ def test_a_busy_port_is_refused_before_anything_starts() -> None:
 def test_keys_create_refuses_a_budget_the_column_cannot_hold(budget: str) -> None:
     output = _refused(["keys", "create", "--name", "x", "--budget-usd", budget])
     assert "--budget-usd" in output
+
+
+@pytest.mark.parametrize(
+    "args", [["jobs", "adopt", "job_1"], ["jobs", "adopt", "job_1", "t", "--ruled-out"]]
+)
+def test_jobs_adopt_takes_exactly_one_of_a_task_or_ruled_out(args: list[str]) -> None:
+    assert "exactly one of TASK_ID or --ruled-out" in _refused(args)

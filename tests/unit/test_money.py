@@ -89,6 +89,7 @@ def test_amounts_leave_as_strings_with_four_places() -> None:
         "billed": "0.0000",
         "billed_seconds": None,
         "at_risk": "0.5670",
+        "upstream": None,
     }
 
 

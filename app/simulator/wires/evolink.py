@@ -93,6 +93,15 @@ def credits_reserved(quality: str, video_duration_s: float) -> int:
     return math.ceil(video_duration_s) * _CREDITS_PER_S.get(quality, 12)
 
 
+def request_echo(task: SimTask) -> dict[str, Any]:
+    """What a listed task shows of its create request (the form a secondary client reads):
+    its inputs and callback URL, by which a client finds a task whose create answer it lost."""
+    body = task.create_body
+    echo = {key: body.get(key) for key in ("image_urls", "video_urls", "prompt", "quality")}
+    echo["callback_url"] = task.callback_url
+    return {key: value for key, value in echo.items() if value is not None}
+
+
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
@@ -139,7 +148,7 @@ class EvolinkWire:
             """The account's tasks, newest first (the list a secondary source documents)."""
             tasks = await sim.list_tasks(sim.authenticate(authorization))
             shown = tasks[: max(1, min(limit, _MAX_LISTED))]
-            data = [sim.render(task) for task in shown]
+            data = [{**sim.render(task), **request_echo(task)} for task in shown]
             return {"object": "list", "data": data, "has_more": len(tasks) > len(shown)}
 
         return router
