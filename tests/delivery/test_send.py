@@ -148,7 +148,9 @@ async def test_a_url_policy_refusal_logs_no_specifics_for_the_client(
     )
     async with strict:
         with caplog.at_level(logging.INFO, logger="app.delivery.send"):
-            outcome = await send(strict, outbound("https://hooks.example.com/h", ["whsec_x"]))
+            outcome = await send(
+                strict, outbound("https://hooks.example.com/h", [new_webhook_secret()])
+            )
     assert outcome.status_code is None
     assert outcome.error == f"refused by the URL policy: {PUBLIC_REASONS['url_private_address']}"
     assert "10.1.2.3" in caplog.text
