@@ -5,6 +5,7 @@ older than the endpoint, and the attempt number survives a crash mid-send."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from app.auth.principal import Principal
 from app.clock import utcnow
 from app.db.engine import transaction
 from app.delivery import pipeline, prepare, service
+from app.delivery import repository as repo
 from app.delivery.record import record
 from app.delivery.send import Outcome
 from app.models import Delivery, WebhookEndpoint
@@ -198,3 +200,25 @@ async def test_a_send_lost_mid_flight_counts_and_the_next_carries_the_next_numbe
     assert received.headers["webhook-attempt"] == "2"
     [delivery] = await deliveries_of(steps, event.id)
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.succeeded, 2)
+
+
+async def test_holding_for_the_circuit_skips_rows_a_claim_has_locked(
+    steps: Steps, rt: Runtime
+) -> None:
+    """Waiting for them could close a deadlock cycle (the benchmark found one): a row
+    another transaction holds is left to it, the rest say when the circuit closes."""
+    key = await steps.new_client()
+    ep = await new_endpoint(steps, key.client_id, URL)
+    locked_event, free_event = [await publish(steps, key.client_id) for _ in range(2)]
+    [locked] = await deliveries_of(steps, locked_event.id)
+    [free] = await deliveries_of(steps, free_event.id)
+    until = utcnow() + timedelta(minutes=5)
+
+    async with transaction(rt.session_factory) as holder:
+        assert await repo.get_delivery(holder, locked.id, None, lock=True) is not None
+        async with asyncio.timeout(60), transaction(rt.session_factory) as session:  # hang guard
+            held = await repo.hold_for_circuit(session, ep.id, until, except_id="dlv_none")
+
+    assert held == 1
+    assert (await load(steps, Delivery, free.id)).next_attempt_at == until
+    assert (await load(steps, Delivery, locked.id)).next_attempt_at == locked.next_attempt_at
