@@ -163,7 +163,11 @@ async def get_delivery(
 async def redeliver(
     delivery_id: str, session: DbSession, principal: CurrentPrincipal
 ) -> RedeliverAccepted:
-    """Send this delivery again now, with the same event and webhook-id."""
+    """Send this delivery again now, with the same event and webhook-id.
+
+    Now even while its endpoint's circuit is open: the circuit goes half-open and this
+    delivery is its probe (a success closes it, a failure re-opens it for longer). It waits
+    only for a send already in flight (its own, or another probe of the same endpoint)."""
     delivery = await service.redeliver(session, principal, delivery_id)
     return RedeliverAccepted(
         id=delivery.id, status=delivery.status, next_attempt_at=delivery.next_attempt_at
