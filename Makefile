@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit openapi bench soak outage-soak fuzz clean install
+.PHONY: run test lint typecheck unit openapi bench bench-isolation soak outage-soak fuzz clean install
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ openapi: $(STAMP)  ## regenerate openapi.yaml from the app
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+bench-isolation: $(STAMP)  ## a healthy endpoint's delivery latency alone and beside six failing ones
+	$(BIN)/python -m bench.endpoint_isolation
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak

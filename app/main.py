@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from functools import partial
 
-import httpx
 from fastapi import FastAPI
 
 from app import __version__
@@ -39,7 +38,7 @@ from app.logging import configure_logging, held_secrets, register_secrets, url_p
 from app.media.context import build_media_context
 from app.media.router import router as media_router
 from app.media.upload_router import router as upload_router
-from app.net import UrlPolicy, make_safe_client
+from app.net import UrlPolicy, make_safe_client, make_upstream_client
 from app.ops.admin import router as admin_router
 from app.ops.router import router as ops_router
 from app.providers.registry import build_registry
@@ -68,10 +67,10 @@ async def build_runtime(settings: Settings) -> Runtime:
         await upgrade_to_head(database_url)
     register_secrets(url_password(database_url))
     engine = make_runtime_engine(database_url, settings)
-    upstream_client = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.provider_submit_timeout_s, connect=5.0),
-        follow_redirects=False,
-        headers={"User-Agent": f"motion-gateway/{__version__}"},
+    upstream_client = make_upstream_client(
+        timeout_s=settings.provider_submit_timeout_s,
+        connect_s=5.0,
+        user_agent=f"motion-gateway/{__version__}",
     )
     url_policy = UrlPolicy.for_environment(settings.environment.value, settings.url_allowlist_cidrs)
     webhook_client = make_safe_client(

@@ -51,9 +51,13 @@ def new_delivery(
     endpoint: WebhookEndpoint | None,
     url: str | None,
     due_at: datetime | None = None,
+    not_before: datetime | None = None,
 ) -> Delivery:
-    """One pending delivery of `event`, due at `due_at` (default: when the event happened)."""
+    """One pending delivery of `event`, made at `due_at` (default: when the event happened)
+    and due then, or at `not_before` if later: an open circuit's end, so that what is
+    stored is when it will really be tried."""
     due_at = due_at or event.created_at
+    next_at = max(due_at, not_before) if not_before is not None else due_at
     return Delivery(
         id=new_id("dlv"),
         event_id=event.id,
@@ -63,7 +67,7 @@ def new_delivery(
         status=DeliveryStatus.pending,
         attempts=0,
         schedule_step=0,
-        next_attempt_at=due_at,
+        next_attempt_at=next_at,
         created_at=due_at,
         updated_at=due_at,
     )
@@ -72,7 +76,10 @@ def new_delivery(
 async def _fan_out(
     session: AsyncSession, event: Event, endpoints: Iterable[WebhookEndpoint], extra_url: str | None
 ) -> None:
-    session.add_all(new_delivery(event, endpoint=e, url=None) for e in endpoints)
+    session.add_all(
+        new_delivery(event, endpoint=e, url=None, not_before=e.circuit_open_until)
+        for e in endpoints
+    )
     if extra_url:
         session.add(new_delivery(event, endpoint=None, url=extra_url))
     await session.flush()

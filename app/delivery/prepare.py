@@ -105,6 +105,9 @@ def _lease(
     now: datetime,
 ) -> Outbound:
     delivery.locked_until = policy.lease_until(now, rt.settings.webhook_timeout_s)
+    # Counted when leased, not when recorded: a send whose lease runs out unrecorded (a
+    # crash mid-send) was an attempt too, so the next one carries the next number.
+    delivery.attempts += 1
     return Outbound(
         delivery_id=delivery.id,
         event_id=event.id,
@@ -113,5 +116,5 @@ def _lease(
         url=endpoint.url if endpoint else delivery.target_url or "",
         body=json.dumps(event.payload, separators=(",", ":")),
         secrets=secrets,
-        attempt=delivery.attempts + 1,
+        attempt=delivery.attempts,
     )

@@ -45,7 +45,7 @@ async def record(rt: Runtime, ob: Outbound, outcome: Outcome) -> None:
         gone = outcome.status_code == 410 and endpoint is not None
         _failed(rt.settings, delivery, outcome, now, gone=gone)
         if endpoint is not None:
-            await _endpoint_failed(session, rt.settings, endpoint, now, gone=gone)
+            await _endpoint_failed(session, rt.settings, endpoint, delivery, now, gone=gone)
 
 
 def _log_attempt(
@@ -63,7 +63,7 @@ def _log_attempt(
             created_at=now,
         )
     )
-    delivery.attempts = ob.attempt
+    delivery.attempts = max(delivery.attempts, ob.attempt)  # a late record never winds back
     delivery.locked_until = None
     delivery.updated_at = now
     delivery.last_status_code = outcome.status_code
@@ -109,7 +109,13 @@ def _failed(
 
 
 async def _endpoint_failed(
-    session: AsyncSession, s: Settings, endpoint: WebhookEndpoint, now: datetime, *, gone: bool
+    session: AsyncSession,
+    s: Settings,
+    endpoint: WebhookEndpoint,
+    delivery: Delivery,
+    now: datetime,
+    *,
+    gone: bool,
 ) -> None:
     endpoint.consecutive_failures += 1
     endpoint.failing_since = endpoint.failing_since or now
@@ -120,7 +126,13 @@ async def _endpoint_failed(
         s.webhook_circuit_open_max_s,
     )
     if open_s is not None:
-        endpoint.circuit_open_until = now + timedelta(seconds=open_s)
+        # The circuit waits; a delivery's own schedule does not stretch beyond that wait,
+        # and every stored next_attempt_at says when it will really be tried.
+        until = now + timedelta(seconds=open_s)
+        endpoint.circuit_open_until = until
+        if delivery.status in LIVE_DELIVERY and delivery.next_attempt_at is not None:
+            delivery.next_attempt_at = max(delivery.next_attempt_at, until)
+        await repo.hold_for_circuit(session, endpoint.id, until, except_id=delivery.id)
     reason = policy.disable_reason(
         gone=gone,
         failing_since=endpoint.failing_since,

@@ -181,10 +181,13 @@ async def claim_candidates(
         .where(_due(now), _open_for_traffic(now))
         .subquery()
     )
+    # Round-robin across endpoints: every endpoint's first due row before any endpoint's
+    # second, so when the window is short (the pool nearly full of slow sends) a healthy
+    # endpoint's new delivery is not queued behind older retries of failing ones.
     picked = (
         select(ranked.c.id)
         .where(ranked.c.rank <= ranked.c.room)
-        .order_by(ranked.c.next_attempt_at)
+        .order_by(ranked.c.rank, ranked.c.next_attempt_at)
         .limit(limit)
     )
     ids = list((await session.execute(picked)).scalars())
@@ -247,7 +250,8 @@ async def client_secrets(session: AsyncSession, client_ids: set[str]) -> dict[st
 async def missed_events(
     session: AsyncSession, endpoint: WebhookEndpoint, since: datetime
 ) -> Sequence[Event]:
-    """The endpoint's events since `since` that it never got a delivery for."""
+    """The endpoint's events since `since` (and since the endpoint itself was created)
+    that it never got a delivery for."""
     has_delivery = (
         select(Delivery.id)
         .where(Delivery.event_id == Event.id, Delivery.endpoint_id == endpoint.id)
@@ -255,7 +259,8 @@ async def missed_events(
     )
     stmt = select(Event).where(
         Event.client_id == endpoint.client_id,
-        Event.created_at >= since,
+        # never a backfill of what happened before the endpoint existed
+        Event.created_at >= max(since, endpoint.created_at),
         Event.type.in_(endpoint.event_types),
         ~has_delivery,
     )
@@ -284,6 +289,37 @@ async def reset_for_redelivery(
             Delivery.status.in_((DeliveryStatus.failed, DeliveryStatus.dead)),
         )
         .values(status=DeliveryStatus.pending, schedule_step=0, next_attempt_at=now, updated_at=now)
+    )
+    result = await session.execute(stmt)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def hold_for_circuit(
+    session: AsyncSession, endpoint_id: str, until: datetime, *, except_id: str
+) -> int:
+    """The endpoint's circuit is open until `until`: its live deliveries due before then
+    say so, so a stored `next_attempt_at` is when the delivery will really be tried. Those
+    due later keep their own schedule (the circuit adds nothing to it).
+
+    Rows locked elsewhere are skipped, never waited for: a claim holding some of them
+    waits in turn for endpoint locks, so waiting here could close a deadlock cycle
+    (record → claim → a publish's key-share lock → record). What a claim holds is being
+    sent or pushed back by it anyway."""
+    unlocked = (
+        select(Delivery.id)
+        .where(
+            Delivery.endpoint_id == endpoint_id,
+            Delivery.id != except_id,
+            Delivery.status.in_(LIVE_DELIVERY),
+            Delivery.next_attempt_at < until,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id.in_(unlocked.scalar_subquery()))
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
     )
     result = await session.execute(stmt)
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import AfterValidator
 
 from app.auth.dependencies import CurrentPrincipal
 from app.db.session import DbSession
@@ -25,10 +26,16 @@ from app.delivery.schemas import (
 from app.errors import problem_responses
 from app.runtime import RuntimeDep
 from app.statuses import DeliveryStatus
+from app.validation import cursor_check, cursor_query
 
 router = APIRouter(tags=["webhooks"], responses=problem_responses(401, 422))
 Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=64)]
+EndpointCursor = Annotated[
+    str | None, Query(**cursor_query("we")), AfterValidator(cursor_check("we"))
+]
+DeliveryCursor = Annotated[
+    str | None, Query(**cursor_query("dlv")), AfterValidator(cursor_check("dlv"))
+]
 
 
 @router.post(
@@ -44,7 +51,10 @@ async def create_endpoint(
 
 @router.get("/v1/webhook-endpoints", response_model=EndpointList)
 async def list_endpoints(
-    session: DbSession, principal: CurrentPrincipal, limit: Limit = 20, cursor: Cursor = None
+    session: DbSession,
+    principal: CurrentPrincipal,
+    limit: Limit = 20,
+    cursor: EndpointCursor = None,
 ) -> EndpointList:
     """List the caller's endpoints, newest first."""
     return await service.list_endpoints(session, principal, limit, cursor)
@@ -115,7 +125,7 @@ async def list_deliveries(
     principal: CurrentPrincipal,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     limit: Limit = 20,
-    cursor: Cursor = None,
+    cursor: DeliveryCursor = None,
 ) -> DeliveryList:
     """Deliveries to this endpoint with every attempt: status codes, errors, response bodies."""
     return await service.list_deliveries(session, principal, endpoint_id, status_, limit, cursor)
@@ -153,7 +163,11 @@ async def get_delivery(
 async def redeliver(
     delivery_id: str, session: DbSession, principal: CurrentPrincipal
 ) -> RedeliverAccepted:
-    """Send this delivery again now, with the same event and webhook-id."""
+    """Send this delivery again now, with the same event and webhook-id.
+
+    Now even while its endpoint's circuit is open: the circuit goes half-open and this
+    delivery is its probe (a success closes it, a failure re-opens it for longer). It waits
+    only for a send already in flight (its own, or another probe of the same endpoint)."""
     delivery = await service.redeliver(session, principal, delivery_id)
     return RedeliverAccepted(
         id=delivery.id, status=delivery.status, next_attempt_at=delivery.next_attempt_at

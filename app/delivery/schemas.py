@@ -25,7 +25,11 @@ def _check_types(values: list[str] | None) -> list[str] | None:
     return sorted(set(values)) if values else values
 
 
-EventTypes = Annotated[list[EventType] | None, AfterValidator(_check_types)]
+# Documented as `minItems: 1` in the schema; enforced by `_check_types`, with its own code.
+EventTypes = Annotated[
+    Annotated[list[EventType], Field(json_schema_extra={"minItems": 1})] | None,
+    AfterValidator(_check_types),
+]
 
 
 class EndpointCreate(BaseModel):

@@ -3,6 +3,7 @@ the claim committed before, and `record` commits after, so a slow receiver holds
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -14,6 +15,8 @@ from app.clock import utcnow
 from app.delivery.policy import delivered
 from app.delivery.signer import standard_headers
 from app.net import UrlRejected
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"motion-gateway-webhooks/{__version__}"
 # Enough of a receiver's answer to debug it from the delivery log, and no more.
@@ -83,7 +86,10 @@ async def _post(client: httpx.AsyncClient, ob: Outbound) -> Outcome:
                 retry_after_s=parse_retry_after_s(resp.headers.get("retry-after")),
             )
     except UrlRejected as exc:
-        return Outcome(error=f"refused by the URL policy: {exc.reason}")
+        # The delivery log is the client's to read: what a name resolved to, or which
+        # address is private, would make it a scanning oracle. The specifics: log only.
+        log.info("delivery %s to %r refused by the URL policy: %s", ob.delivery_id, ob.url, exc)
+        return Outcome(error=f"refused by the URL policy: {exc.public_reason}")
     except httpx.TimeoutException:
         return Outcome(error="timed out")
     except httpx.HTTPError as exc:

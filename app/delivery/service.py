@@ -181,8 +181,21 @@ async def redeliver(session: AsyncSession, principal: Principal, delivery_id: st
     in_flight = delivery.locked_until is not None and delivery.locked_until > now
     if not in_flight:
         delivery.next_attempt_at = delivery.updated_at = now
+        if delivery.endpoint_id is not None:
+            endpoint = await repo.get_endpoint(session, delivery.endpoint_id, None, lock=True)
+            if endpoint is not None:
+                _probe_now(endpoint, now)
         await repo.notify(session)
     return delivery
+
+
+def _probe_now(endpoint: WebhookEndpoint, now: datetime) -> None:
+    """An operator's redeliver goes out now even while the endpoint's circuit is open: the
+    circuit goes half-open at once, and the redelivered delivery, the only one due before
+    the circuit's end (the others' next_attempt_at says that end), is its one probe. A
+    success closes the circuit; a failure re-opens it for twice as long, as any probe."""
+    if endpoint.circuit_open_until is not None and endpoint.circuit_open_until > now:
+        endpoint.circuit_open_until = now
 
 
 async def bulk_redeliver(
@@ -192,6 +205,7 @@ async def bulk_redeliver(
     again, and events the endpoint never got a delivery for get one (once: the pair is unique)."""
     endpoint = await get_endpoint(session, principal, endpoint_id, lock=True)
     now = utcnow()
+    _probe_now(endpoint, now)  # all due now, so the circuit's probe goes now too
     requeued = await repo.reset_for_redelivery(session, endpoint.id, since, now)
     created = 0
     for event in await repo.missed_events(session, endpoint, since):

@@ -7,7 +7,7 @@
 """
 
 from app.net.addresses import IPAddress, forbidden_reason
-from app.net.client import make_safe_client
+from app.net.client import make_safe_client, make_upstream_client
 from app.net.errors import RejectionCode, UrlRejected
 from app.net.policy import ParsedTarget, UrlPolicy, check_url
 from app.net.resolver import Resolver, VettedTarget, resolve_and_vet, system_resolver
@@ -23,6 +23,7 @@ __all__ = [
     "check_url",
     "forbidden_reason",
     "make_safe_client",
+    "make_upstream_client",
     "resolve_and_vet",
     "system_resolver",
 ]

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 
 import httpcore
 import httpx
@@ -23,6 +24,8 @@ import httpx
 from app.net.addresses import IPAddress
 from app.net.policy import UrlPolicy, check_target, check_url, vet_addresses
 from app.net.resolver import Resolver, lookup
+
+log = logging.getLogger(__name__)
 
 # Most specific first: the first isinstance match wins (same mapping httpx applies).
 _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
@@ -101,6 +104,57 @@ class SafeTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+class RecoveringTransport(httpx.AsyncBaseTransport):
+    """A transport that cannot wedge: on a PoolTimeout it builds a fresh one and retries.
+
+    A PoolTimeout means no connection slot came free in time, so not a byte of the request
+    was sent and trying again is safe even for a POST. httpcore's pool has been seen to
+    stay in that state for good once a peer vanished mid-request (every later request a
+    PoolTimeout for 30+ minutes); here the wedged pool is retired, closed once whatever it
+    still carries has had `retire_after_s` to finish, and the next request gets a new one.
+    Only the first caller to meet the stale pool swaps it, so a burst makes one new pool.
+    """
+
+    def __init__(
+        self, build: Callable[[], httpx.AsyncBaseTransport], *, retire_after_s: float
+    ) -> None:
+        self._build = build
+        self._retire_after_s = retire_after_s
+        self._current = build()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self.resets = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self._current
+        try:
+            return await transport.handle_async_request(request)
+        except httpx.PoolTimeout:
+            if transport is self._current:
+                self._reset()
+            return await self._current.handle_async_request(request)
+
+    def _reset(self) -> None:
+        stale, self._current = self._current, self._build()
+        self.resets += 1
+        log.warning("HTTP connection pool timed out; replaced it with a fresh one")
+        task = asyncio.ensure_future(self._retire(stale))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, stale: httpx.AsyncBaseTransport) -> None:
+        try:
+            await asyncio.sleep(self._retire_after_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await stale.aclose()
+
+    async def aclose(self) -> None:
+        for task in set(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await self._current.aclose()
 
 
 class _ResponseStream(httpx.AsyncByteStream):

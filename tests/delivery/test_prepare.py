@@ -39,7 +39,7 @@ async def test_a_due_delivery_is_leased_and_prepared(steps: Steps) -> None:
     assert before + lease <= delivery.locked_until <= after + lease
     assert (delivery.status, delivery.attempts, delivery.schedule_step) == (
         DeliveryStatus.pending,
-        0,
+        1,  # counted when leased: a send that dies unrecorded was an attempt too
         0,
     )
     endpoint = await load(steps, WebhookEndpoint, ep.id)
@@ -144,6 +144,35 @@ async def test_a_backlogged_endpoint_does_not_fill_the_claim(steps: Steps) -> No
     claim = await prepare.claim(steps.runtime, 2)
 
     assert sorted(ob.endpoint_id or "" for ob in claim.sends) == sorted([slow.id, fast.id])
+
+
+async def test_a_short_claim_window_serves_each_endpoint_before_anyones_second(
+    steps: Steps,
+) -> None:
+    """The pool nearly full (slow sends hold its slots): the window is short, and older
+    retries of failing endpoints must not fill it ahead of a healthy endpoint's new send."""
+    key = await steps.new_client()
+    old = utcnow() - timedelta(seconds=60)
+    failing = [await new_endpoint(steps, key.client_id, URL) for _ in range(2)]
+    for endpoint in failing:
+        for _ in range(3):
+            event = await publish(steps, key.client_id)
+            for row in await deliveries_of(steps, event.id):
+                if row.endpoint_id != endpoint.id:
+                    await set_columns(steps, Delivery, row.id, status=DeliveryStatus.dead)
+                else:
+                    await set_columns(steps, Delivery, row.id, next_attempt_at=old)
+    healthy = await new_endpoint(steps, key.client_id, URL)
+    fresh = await publish(steps, key.client_id)
+    for row in await deliveries_of(steps, fresh.id):
+        if row.endpoint_id != healthy.id:
+            await set_columns(steps, Delivery, row.id, status=DeliveryStatus.dead)
+
+    claim = await prepare.claim(steps.runtime, 3)
+
+    assert sorted(ob.endpoint_id or "" for ob in claim.sends) == sorted(
+        [failing[0].id, failing[1].id, healthy.id]
+    )
 
 
 async def test_during_a_rotation_both_secrets_are_prepared(steps: Steps) -> None:

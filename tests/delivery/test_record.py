@@ -292,7 +292,7 @@ async def test_an_attempt_on_a_finished_delivery_changes_nothing(
     delivery = await load(steps, Delivery, ob.delivery_id)
     assert (delivery.status, delivery.attempts, delivery.schedule_step) == (
         DeliveryStatus.succeeded,
-        0,
+        1,  # counted when it was leased
         0,
     )
     assert await attempts_of(steps, ob.delivery_id) == []

@@ -4,6 +4,7 @@ each kind of answer becomes. No database: a send needs only its `Outbound`."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -14,6 +15,9 @@ from standardwebhooks.webhooks import Webhook
 
 from app.auth.service import new_webhook_secret
 from app.delivery.send import MAX_LOGGED_BODY_BYTES, USER_AGENT, Outbound, parse_retry_after_s, send
+from app.net import IPAddress, UrlPolicy, make_safe_client
+from app.net.addresses import parse_ip
+from app.net.errors import PUBLIC_REASONS
 from tests.support.gateway import free_port
 from tests.support.receiver import Answer, running_subscriber
 from tests.support.servers import start_server
@@ -128,3 +132,25 @@ async def test_only_the_head_of_a_large_answer_is_kept(client: httpx.AsyncClient
         await server.stop()
     assert outcome.status_code == 500
     assert outcome.response_body == "x" * MAX_LOGGED_BODY_BYTES
+
+
+async def test_a_url_policy_refusal_logs_no_specifics_for_the_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The delivery log is the client's: it says what kind of refusal, never where a name
+    pointed (a scanning oracle); the server log keeps the specifics."""
+
+    async def internal(host: str, port: int) -> list[IPAddress]:
+        return [parse_ip("10.1.2.3")]
+
+    strict = make_safe_client(
+        UrlPolicy.for_environment("prod"), timeout_s=1.0, user_agent="t", resolver=internal
+    )
+    async with strict:
+        with caplog.at_level(logging.INFO, logger="app.delivery.send"):
+            outcome = await send(
+                strict, outbound("https://hooks.example.com/h", [new_webhook_secret()])
+            )
+    assert outcome.status_code is None
+    assert outcome.error == f"refused by the URL policy: {PUBLIC_REASONS['url_private_address']}"
+    assert "10.1.2.3" in caplog.text

@@ -98,3 +98,26 @@ async def test_client_webhook_secret_needs_a_key(module_gateway: Gateway) -> Non
         refused = await anonymous.get("/v1/webhook-secret")
     assert mine.json() == {"secret": key.webhook_secret}
     assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/v1/webhook-endpoints", "/v1/webhook-endpoints/{id}/deliveries"])
+@pytest.mark.parametrize("cursor", ["zzz", "dlv_x' OR 1=1", "job_0123456789abcdef"])
+async def test_a_cursor_this_api_did_not_issue_is_422(
+    module_gateway: Gateway, path: str, cursor: str
+) -> None:
+    key = await module_gateway.new_client()
+    async with module_gateway.http(key) as http:
+        endpoint = (await http.post("/v1/webhook-endpoints", json={"url": URL})).json()
+        response = await http.get(path.format(id=endpoint["id"]), params={"cursor": cursor})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_cursor"
+    assert response.json()["errors"][0]["loc"] == ["query", "cursor"]
+
+
+async def test_the_schema_says_event_types_cannot_be_empty(module_gateway: Gateway) -> None:
+    async with module_gateway.http() as http:
+        spec = (await http.get("/openapi.json")).json()
+    for name in ("EndpointCreate", "EndpointUpdate"):
+        prop = spec["components"]["schemas"][name]["properties"]["event_types"]
+        [array] = [s for s in prop["anyOf"] if s.get("type") == "array"]
+        assert array["minItems"] == 1
