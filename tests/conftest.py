@@ -15,7 +15,7 @@ from tests.support.database import create_database, drop_database, server_url
 from tests.support.gateway import Gateway, free_port, gateway_settings, running_gateway
 from tests.support.simulator import RunningSimulator, running_simulator
 
-pytest_plugins = ["tests.support.steps"]
+pytest_plugins = ["tests.support.steps", "tests.support.s3"]
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from app.jobs.archival import archive_key
 from app.metrics import REGISTRY
@@ -27,32 +25,8 @@ from tests.support.media import make_png
 from tests.support.payloads import job_body
 from tests.support.receiver import Receiver, running_subscriber
 from tests.support.results import running_result_host
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, running_s3
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 from tests.support.simulator import wait_until
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3() as server:
-        yield server
-
-
-@pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
-    """Gateway settings for one storage backend."""
-    if request.param == "local":
-        return {"storage_backend": "local", "media_dir": tmp_path / "media"}
-    server: S3Server = request.getfixturevalue("s3_server")
-    return {
-        "storage_backend": "s3",
-        "s3_bucket": server.create_bucket(),
-        "s3_endpoint_url": server.endpoint_url,
-        "s3_region": REGION,
-        "s3_access_key_id": ACCESS_KEY,
-        "s3_secret_access_key": SECRET_KEY,
-        "s3_prefix": "gw",
-    }
-
 
 FAST_ARCHIVE = {"archive_retry_base_s": 0.2, "archive_retry_max_s": 0.5}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from tests.support.gateway import free_port, gateway_settings
 from tests.support.payloads import job_body
 from tests.support.process import GatewayProcess, issue_key
 from tests.support.results import padded_mp4, running_result_host
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, running_s3
 from tests.support.simulator import running_simulator
 
 pytestmark = pytest.mark.slow
@@ -26,27 +24,6 @@ MIB = 1024 * 1024
 BIG_BYTES = 100 * MIB
 WARM_UP_BYTES = 2 * MIB
 RSS_BUDGET_BYTES = 50 * MIB
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3() as server:
-        yield server
-
-
-@pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
-    if request.param == "local":
-        return {"storage_backend": "local", "media_dir": tmp_path / "media"}
-    server: S3Server = request.getfixturevalue("s3_server")
-    return {
-        "storage_backend": "s3",
-        "s3_bucket": server.create_bucket(),
-        "s3_endpoint_url": server.endpoint_url,
-        "s3_region": REGION,
-        "s3_access_key_id": ACCESS_KEY,
-        "s3_secret_access_key": SECRET_KEY,
-    }
 
 
 def _status_kib(pid: int, field: str) -> int:

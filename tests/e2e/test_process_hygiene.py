@@ -27,6 +27,7 @@ from tests.support.simulator import (
     running_simulator,
     wait_until,
 )
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
@@ -115,8 +116,15 @@ async def test_uploads_work_unprivileged_in_a_read_only_working_directory(
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv (util-linux) to drop every capability")
     port = free_port()
+    # Over loopback TCP: the embedded server's socket directory (make test, CI) is its own
+    # user's, which a process without capabilities may not enter.
+    proxy = TcpProxy.for_url(database_url, free_port())
+    await proxy.start()
     settings = gateway_settings(
-        database_url, simulator_url, public_base_url=f"http://127.0.0.1:{port}", media_dir=None
+        proxy.url_through(database_url),
+        simulator_url,
+        public_base_url=f"http://127.0.0.1:{port}",
+        media_dir=None,
     )
     fallback = Path(tempfile.gettempdir()) / f"motion-gateway-{os.geteuid()}"
     before = {p for p in fallback.rglob("*") if p.is_file()} if fallback.exists() else set()
@@ -140,6 +148,7 @@ async def test_uploads_work_unprivileged_in_a_read_only_working_directory(
                 )
     finally:
         gateway.stop()
+        await proxy.stop()
 
     assert response.status_code == 201, response.text
     stored = {p for p in fallback.rglob("*") if p.is_file()} - before

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,15 +18,9 @@ import pytest
 from app.storage import InvalidKey, ObjectNotFound, ObjectStore, ObjectTooLarge, new_key
 from app.storage.local import LocalObjectStore
 from app.storage.s3 import S3ObjectStore
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, running_s3
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3() as server:
-        yield server
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -6,8 +6,10 @@ import contextlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+import pytest
 from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
@@ -35,3 +37,27 @@ def running_s3() -> Iterator[S3Server]:
         yield S3Server(f"http://{host}:{port}")
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    with running_s3() as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
+    """Gateway settings for one storage backend: a local directory, or a fresh bucket on
+    the module's S3 server. A test taking it runs once on each."""
+    if request.param == "local":
+        return {"storage_backend": "local", "media_dir": tmp_path / "media"}
+    server: S3Server = request.getfixturevalue("s3_server")
+    return {
+        "storage_backend": "s3",
+        "s3_bucket": server.create_bucket(),
+        "s3_endpoint_url": server.endpoint_url,
+        "s3_region": REGION,
+        "s3_access_key_id": ACCESS_KEY,
+        "s3_secret_access_key": SECRET_KEY,
+        "s3_prefix": "gw",
+    }
