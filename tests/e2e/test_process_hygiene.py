@@ -126,8 +126,10 @@ async def test_uploads_work_unprivileged_in_a_read_only_working_directory(
         public_base_url=f"http://127.0.0.1:{port}",
         media_dir=None,
     )
-    fallback = Path(tempfile.gettempdir()) / f"motion-gateway-{os.geteuid()}"
-    before = {p for p in fallback.rglob("*") if p.is_file()} if fallback.exists() else set()
+    # A temporary directory of this test's own (TMPDIR for the child), so that another
+    # suite running at the same time cannot add files to the one this test counts.
+    fallback = tmp_path / "tmp" / f"motion-gateway-{os.geteuid()}"
+    fallback.parent.mkdir()
     key = await issue_key(database_url, name="unprivileged")
     gateway = GatewayProcess(
         settings,
@@ -135,7 +137,12 @@ async def test_uploads_work_unprivileged_in_a_read_only_working_directory(
         cwd=read_only_cwd,
         wrapper=UNPRIVILEGED,
         # No writable home either: the per-user temporary directory is what is left.
-        env={"HOME": str(read_only_cwd / "home"), "XDG_DATA_HOME": None, "MGW_MEDIA_DIR": None},
+        env={
+            "HOME": str(read_only_cwd / "home"),
+            "XDG_DATA_HOME": None,
+            "MGW_MEDIA_DIR": None,
+            "TMPDIR": str(fallback.parent),
+        },
     )
     await gateway.start()
     try:
@@ -151,7 +158,7 @@ async def test_uploads_work_unprivileged_in_a_read_only_working_directory(
         await proxy.stop()
 
     assert response.status_code == 201, response.text
-    stored = {p for p in fallback.rglob("*") if p.is_file()} - before
+    stored = [p for p in fallback.rglob("*") if p.is_file()]
     assert len(stored) == 1, stored
     assert not any(read_only_cwd.iterdir())
 
