@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -61,29 +62,8 @@ async def purge_expired_media(rt: Runtime, now: datetime | None = None) -> tuple
     repeats a delete, which is idempotent.
     """
     now = now or utcnow()
-    uploads = archives = 0
-    while True:
-        async with transaction(rt.session_factory) as session:
-            expired = await media_repo.expired_uploads(session, now=now, limit=PURGE_BATCH)
-        if not expired:
-            break
-        for _upload_id, key in expired:
-            await rt.media.storage.delete(key)
-        async with transaction(rt.session_factory) as session:
-            await media_repo.delete_uploads(session, [upload_id for upload_id, _ in expired])
-        uploads += len(expired)
-        MEDIA_PURGED.labels(kind="upload").inc(len(expired))
-    while True:
-        async with transaction(rt.session_factory) as session:
-            expired = await repo.expired_archives(session, now=now, limit=PURGE_BATCH)
-        if not expired:
-            break
-        for _job_id, key in expired:
-            await rt.media.storage.delete(key)
-        async with transaction(rt.session_factory) as session:
-            await repo.forget_archives(session, [job_id for job_id, _ in expired])
-        archives += len(expired)
-        MEDIA_PURGED.labels(kind="archive").inc(len(expired))
+    uploads = await _purge(rt, "upload", media_repo.expired_uploads, media_repo.delete_uploads, now)
+    archives = await _purge(rt, "archive", repo.expired_archives, repo.forget_archives, now)
     if uploads or archives:
         log.info("retention: deleted %d uploads and %d archived results", uploads, archives)
     return uploads, archives
@@ -116,3 +96,23 @@ async def settle(rt: Runtime, session: AsyncSession, job: Job) -> None:
         job.locked_until = None
         job.next_attempt_at = now
         log.warning("submit of %s: its worker died mid-call; the outcome is unknown", job.id)
+
+
+Expired = Callable[..., Awaitable[list[tuple[str, str]]]]
+Forget = Callable[[AsyncSession, list[str]], Awaitable[None]]
+
+
+async def _purge(rt: Runtime, kind: str, expired: Expired, forget: Forget, now: datetime) -> int:
+    """Batches of (row id, object key): read, delete the objects, then forget the rows."""
+    purged = 0
+    while True:
+        async with transaction(rt.session_factory) as session:
+            batch = await expired(session, now=now, limit=PURGE_BATCH)
+        if not batch:
+            return purged
+        for _row_id, key in batch:
+            await rt.media.storage.delete(key)
+        async with transaction(rt.session_factory) as session:
+            await forget(session, [row_id for row_id, _ in batch])
+        purged += len(batch)
+        MEDIA_PURGED.labels(kind=kind).inc(len(batch))
